@@ -1,0 +1,24 @@
+# The two entry points the README documents.  Both prepare the machine first
+# (scripts/setup: apt packages, deb-src, .venv), so each works on a fresh
+# Debian 12 machine as root or with sudo.
+PROFILES ?= x86-64-v2,x86-64-v3,x86-64-v4
+OUT ?= out/example
+PYTEST_ARGS ?=
+
+.PHONY: setup example test lint bench
+
+setup:
+	./scripts/setup
+
+example: setup
+	.venv/bin/hwcapdeb build examples/vecmath --profile $(PROFILES) --out $(OUT)
+	.venv/bin/hwcapdeb verify $(OUT)/*.changes
+
+test: setup
+	.venv/bin/ruff check hwcapdeb tests benchmarks
+	.venv/bin/mypy
+	.venv/bin/pytest $(PYTEST_ARGS)
+
+lint: setup
+	.venv/bin/ruff check hwcapdeb tests benchmarks
+	.venv/bin/mypy
