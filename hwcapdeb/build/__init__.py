@@ -7,9 +7,14 @@ the only place that runs package builds.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+from hwcapdeb.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,10 @@ class BuildRequest:
     nocheck: bool = False  # DEB_BUILD_OPTIONS=nocheck for the whole build
     extra_args: tuple[str, ...] = ()  # passed to the builder program as they are
     env: dict[str, str] = field(default_factory=dict)  # extra environment
+    # Where the build log goes (None: the builder's own name in out_dir).
+    log: Path | None = None
+    # Called with every line of the build's output as it comes (progress display).
+    on_line: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -44,3 +53,26 @@ class Builder(Protocol):
     def build(self, request: BuildRequest) -> BuildResult:
         """Build, or raise BuildError with the log's tail."""
         ...
+
+
+#: builder name -> "module:Class"; a builder whose module is missing is not offered
+BUILDERS: dict[str, str] = {
+    "dpkg": "hwcapdeb.build.dpkg:DpkgBuilder",
+    "sbuild": "hwcapdeb.build.sbuild:SbuildBuilder",
+}
+
+
+def available_builders() -> list[str]:
+    """Names of the builders whose modules are installed."""
+    return [name for name, ref in BUILDERS.items() if importlib.util.find_spec(ref.split(":")[0])]
+
+
+def get_builder(name: str) -> Builder:
+    """A builder by name (its class called without arguments)."""
+    ref = BUILDERS.get(name)
+    if ref is None or name not in available_builders():
+        known = ", ".join(available_builders())
+        raise UsageError(f"unknown builder '{name}'", hint=f"choose one of: {known}")
+    module_name, class_name = ref.split(":")
+    builder: Builder = getattr(importlib.import_module(module_name), class_name)()
+    return builder

@@ -1,0 +1,294 @@
+"""The job behind ``hwcapdeb build``: scratch copy, convert, build, collect.
+
+The user's tree is never touched: a source directory is copied (VCS metadata
+left out) and a .dsc is unpacked with dpkg-source into a scratch directory;
+the copy is converted (:mod:`hwcapdeb.convert`) and built by a
+:class:`~hwcapdeb.build.Builder`.  The build log and the per-variant logs the
+generated rules write land in the output directory whatever the outcome.
+
+Progress comes from the build log itself: the generated rules print
+``hwcapdeb: <variant>: <message>`` lines, which :func:`parse_progress` turns
+into :class:`Progress` events, so any builder (dpkg, sbuild) gets the same
+display.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from debian.deb822 import Dsc
+
+from hwcapdeb.build import BuildRequest, BuildResult, get_builder
+from hwcapdeb.build.dpkg import BuildFailed, UnmetBuildDependencies, source_identity
+from hwcapdeb.errors import InputError, UsageError
+from hwcapdeb.profiles import BASELINE, Profile
+from hwcapdeb.tools import run
+
+VARIANT_TESTS = ("auto", "all", "none")
+
+#: the line the generated rules print for each step of a variant
+_PROGRESS = re.compile(r"^hwcapdeb: (?P<variant>[A-Za-z0-9._+-]+): (?P<message>.*)$")
+
+#: directories never copied into the scratch tree
+_VCS = (".git", ".svn", ".hg", ".bzr", "_darcs", ".pc.orig")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress line of the build: which variant and what it is doing."""
+
+    variant: str
+    message: str
+
+    @property
+    def failed(self) -> bool:
+        return self.message.startswith(("failed", "error"))
+
+    @property
+    def finished(self) -> bool:
+        return self.message.startswith(("done", "finished", "installed"))
+
+
+def parse_progress(line: str) -> Progress | None:
+    """The :class:`Progress` of a build-log line, or None for any other line."""
+    match = _PROGRESS.match(line.strip())
+    if match is None or match.group("variant") in {"error", "warning", "info"}:
+        return None
+    return Progress(match.group("variant"), match.group("message").strip())
+
+
+@dataclass(frozen=True)
+class BuildJob:
+    """What to build and how."""
+
+    source: Path  # a source directory with debian/, or a .dsc
+    profiles: tuple[Profile, ...]
+    out_dir: Path
+    jobs: int = 0
+    variant_tests: str = "auto"
+    builder: str = "dpkg"
+    nocheck: bool = False
+    convert: bool = True  # False builds the package unchanged (for comparisons)
+    keep_work: bool = False
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    """What a job produced, and how long the build took."""
+
+    source: str
+    version: str
+    result: BuildResult
+    variant_logs: dict[str, Path]
+    seconds: float
+    work_dir: Path | None  # kept scratch directory (keep_work), else None
+
+
+class VariantBuildFailed(BuildFailed):
+    """The build failed; ``variant`` names the variant whose step was running."""
+
+    def __init__(self, cause: BuildFailed, *, variant: str | None, variant_log: Path | None):
+        where = f"variant {variant}" if variant else "the build"
+        message = f"{where} failed: {cause.message}"
+        log = variant_log or cause.log
+        super().__init__(message, log=log, tail=_tail_of(log) or cause.tail, hint=cause.hint)
+        self.variant = variant
+        self.build_log = cause.log
+
+
+def _tail_of(path: Path, count: int = 25) -> list[str]:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    return lines[-count:]
+
+
+def read_dsc(path: Path) -> tuple[str, str]:
+    """(source, version) of a .dsc whose files are all beside it; InputError otherwise."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            dsc = Dsc(fh)
+    except OSError as err:
+        raise InputError(f"cannot read {path}: {err.strerror}") from None
+    source, version = dsc.get("Source"), dsc.get("Version")
+    if not source or not version or "Files" not in dsc:
+        raise InputError(
+            f"{path} is not a Debian source control file (no Source, Version or Files field)",
+            hint="pass a .dsc as written by dpkg-source or apt-get source",
+        )
+    missing = [f["name"] for f in dsc["Files"] if not (path.parent / f["name"]).is_file()]
+    if missing:
+        raise InputError(
+            f"{path} lists files that are not beside it: {', '.join(missing)}",
+            hint="fetch them with 'dget' or 'apt-get source --download-only'",
+        )
+    return source, version
+
+
+def check_source(source: Path) -> None:
+    """Refuse an input that is neither a source tree nor a readable .dsc."""
+    if source.is_dir():
+        if not (source / "debian").is_dir():
+            raise InputError(
+                f"{source} has no debian/ directory",
+                hint="pass an unpacked Debian source tree or a .dsc file",
+            )
+        if not (source / "debian" / "control").is_file():
+            raise InputError(f"{source}/debian has no control file")
+        source_identity(source)
+    elif source.is_file() or source.suffix == ".dsc":
+        if source.suffix != ".dsc":
+            raise InputError(
+                f"{source} is not a .dsc file", hint="pass a source tree or a .dsc file"
+            )
+        read_dsc(source)
+    else:
+        raise InputError(f"{source} does not exist")
+
+
+def scratch_tree(source: Path, work: Path) -> Path:
+    """Copy or unpack ``source`` into ``work``; the returned tree is ours to change."""
+    if source.is_dir():
+        name, version = source_identity(source)
+        upstream = version.rsplit("-", 1)[0]
+        tree = work / f"{name}-{upstream}"
+        shutil.copytree(source, tree, symlinks=True, ignore=shutil.ignore_patterns(*_VCS))
+        return tree
+    name, version = read_dsc(source)
+    upstream = version.split(":", 1)[-1].rsplit("-", 1)[0]
+    tree = work / f"{name}-{upstream}"
+    result = run(
+        ["dpkg-source", "--no-copy", "-x", source.resolve(), tree],
+        cwd=work,
+        check=False,
+        env={**os.environ, "LC_ALL": "C.UTF-8"},
+    )
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise InputError(f"dpkg-source could not unpack {source}: {last}")
+    return tree
+
+
+def convert_tree(tree: Path, profiles: Sequence[Profile]) -> None:
+    """Convert the scratch tree with the convert area's library function."""
+    # Imported late: everything but conversion works without the convert module.
+    convert = importlib.import_module("hwcapdeb.convert")
+    convert.convert(tree, list(profiles))
+
+
+def variant_logs(tree: Path) -> dict[str, Path]:
+    """variant -> log file the generated rules wrote in the tree (empty if none)."""
+    logs: dict[str, Path] = {}
+    for directory in (tree / "debian" / ".hwcapdeb" / "logs", tree / "debian" / "hwcapdeb-logs"):
+        if directory.is_dir():
+            for path in sorted(directory.glob("*.log")):
+                logs[path.stem] = path
+    return logs
+
+
+def _copy_variant_logs(tree: Path, out_dir: Path, stem: str) -> dict[str, Path]:
+    copied: dict[str, Path] = {}
+    for variant, path in variant_logs(tree).items():
+        target = out_dir / f"{stem}.{variant}.log"
+        shutil.copyfile(path, target)
+        copied[variant] = target
+    return copied
+
+
+def run_job(job: BuildJob, *, on_line: Callable[[str], None] | None = None) -> BuildOutcome:
+    """Convert a scratch copy of ``job.source`` and build it; the user's tree stays as it was."""
+    if job.variant_tests not in VARIANT_TESTS:
+        raise UsageError(
+            f"unknown --variant-tests value '{job.variant_tests}'",
+            hint=f"choose one of: {', '.join(VARIANT_TESTS)}",
+        )
+    if job.convert and not job.profiles:
+        raise UsageError(
+            "no profile given", hint="pass --profile x86-64-v3 (see 'hwcapdeb profiles')"
+        )
+    source = job.source
+    check_source(source)
+    builder = get_builder(job.builder)
+    builder.check()
+    job.out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = job.out_dir.resolve()
+    work = Path(tempfile.mkdtemp(prefix="hwcapdeb-build-"))
+    keep = job.keep_work
+    try:
+        tree = scratch_tree(source.resolve(), work)
+        name, version = source_identity(tree)
+        if job.convert:
+            convert_tree(tree, job.profiles)
+        env = {"HWCAPDEB_VARIANT_TESTS": job.variant_tests, **job.extra_env}
+        request = BuildRequest(
+            source=tree,
+            out_dir=out_dir,
+            jobs=job.jobs,
+            nocheck=job.nocheck,
+            env=env,
+            on_line=on_line,
+        )
+        started = time.monotonic()
+        stem = f"{name}_{version.split(':', 1)[-1]}"
+        try:
+            result = builder.build(request)
+        except UnmetBuildDependencies as err:
+            target = source if source.is_file() else source.resolve()
+            raise UnmetBuildDependencies(
+                err.deps,
+                conflicts=err.conflicts,
+                hint=f"install them with 'apt-get build-dep {target}'",
+            ) from None
+        except BuildFailed as err:
+            logs = _copy_variant_logs(tree, out_dir, stem)
+            failed = _failed_variant(err.log)
+            raise VariantBuildFailed(
+                err, variant=failed, variant_log=logs.get(failed) if failed else None
+            ) from None
+        seconds = time.monotonic() - started
+        logs = _copy_variant_logs(tree, out_dir, stem)
+        return BuildOutcome(
+            source=name,
+            version=version,
+            result=result,
+            variant_logs=logs,
+            seconds=seconds,
+            work_dir=work if keep else None,
+        )
+    finally:
+        if not keep:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(work)
+
+
+def _failed_variant(log: Path) -> str | None:
+    """The variant whose step was running (or reported failure) when the build stopped."""
+    running: str | None = None
+    failed: str | None = None
+    try:
+        with log.open(encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                progress = parse_progress(line)
+                if progress is None:
+                    continue
+                if progress.failed:
+                    failed = progress.variant
+                elif progress.finished:
+                    running = None if running == progress.variant else running
+                else:
+                    running = progress.variant
+    except OSError:
+        return None
+    found = failed or running
+    return None if found == BASELINE and not failed else found

@@ -1,0 +1,162 @@
+"""``hwcapdeb build``: convert a scratch copy of a source package and build it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import Progress as RichProgress
+from rich.progress import SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+
+from hwcapdeb.build import available_builders
+from hwcapdeb.build.dpkg import BuildFailed, host_arch
+from hwcapdeb.buildjob import VARIANT_TESTS, BuildJob, BuildOutcome, parse_progress, run_job
+from hwcapdeb.errors import UsageError
+from hwcapdeb.profiles import BASELINE, Profile, ProfileRegistry
+
+
+class VariantDisplay:
+    """One spinner line per variant, fed by the ``hwcapdeb: <variant>: ...`` log lines."""
+
+    def __init__(self, console: Console, variants: list[str]) -> None:
+        self.progress = RichProgress(
+            SpinnerColumn(finished_text="[green]✓[/]"),
+            TextColumn("[bold]{task.fields[variant]:<10}[/]"),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.tasks: dict[str, TaskID] = {}
+        for variant in variants:
+            self._task(variant, "waiting")
+
+    def _task(self, variant: str, message: str) -> TaskID:
+        if variant not in self.tasks:
+            self.tasks[variant] = self.progress.add_task(message, variant=variant, total=1)
+        return self.tasks[variant]
+
+    def __call__(self, line: str) -> None:
+        event = parse_progress(line)
+        if event is None:
+            return
+        task = self._task(event.variant, event.message)
+        completed = 1 if event.finished or event.failed else 0
+        self.progress.update(task, description=event.message[:70], completed=completed)
+
+
+def _resolve_profiles(names: tuple[str, ...], arch: str) -> list[Profile]:
+    profiles = ProfileRegistry().resolve_many(list(names), arch)
+    foreign = [p for p in profiles if p.arch != arch]
+    if foreign:
+        raise UsageError(
+            f"profile '{foreign[0].name}' is for {foreign[0].arch}, but this machine builds {arch}",
+            hint="'hwcapdeb profiles --arch " + arch + "' lists the profiles for it",
+        )
+    if not profiles:
+        raise UsageError(
+            "no profile besides the baseline given", hint="pass e.g. --profile x86-64-v3"
+        )
+    return profiles
+
+
+def _summary(outcome: BuildOutcome, profiles: list[Profile]) -> None:
+    levels = ", ".join(p.level.name for p in profiles)
+    debs = outcome.result.debs
+    click.echo(
+        f"built {outcome.source} {outcome.version} with {levels} "
+        f"in {outcome.seconds:.0f}s: {len(debs)} packages in {outcome.result.debs[0].parent}"
+        if debs
+        else f"built {outcome.source} {outcome.version}: no packages"
+    )
+    for deb in debs:
+        click.echo(f"  {deb.name}")
+    if outcome.result.changes is not None:
+        click.echo(f"  {outcome.result.changes.name}")
+
+
+@click.command("build")
+@click.argument("source", metavar="SRC_DIR|FILE.dsc", type=click.Path(path_type=Path))
+@click.option(
+    "--profile",
+    "profile_names",
+    multiple=True,
+    required=True,
+    help="Profile(s) to add, comma separated or repeated (see 'hwcapdeb profiles').",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Directory for the .debs, .changes, .buildinfo and the logs.",
+)
+@click.option(
+    "-j", "--jobs", type=click.IntRange(min=0), default=0, help="Parallel jobs (0: all CPUs)."
+)
+@click.option(
+    "--variant-tests",
+    type=click.Choice(VARIANT_TESTS),
+    default="auto",
+    show_default=True,
+    help="Run the package's tests against variants: those this CPU can run, all, or none.",
+)
+@click.option(
+    "--builder",
+    type=click.Choice(available_builders()),
+    default="dpkg",
+    show_default=True,
+    help="How to build: dpkg-buildpackage here, or sbuild in a clean chroot.",
+)
+@click.option(
+    "--keep-work", is_flag=True, help="Keep the converted scratch tree and print its path."
+)
+def command(
+    source: Path,
+    profile_names: tuple[str, ...],
+    out_dir: Path,
+    jobs: int,
+    variant_tests: str,
+    builder: str,
+    keep_work: bool,
+) -> None:
+    """Convert a copy of SRC_DIR (or FILE.dsc) and build it with one variant per profile.
+
+    The source tree itself is never changed.  The build honours
+    DEB_BUILD_OPTIONS (nocheck skips every test, variants' included).
+    """
+    profiles = _resolve_profiles(profile_names, host_arch())
+    job = BuildJob(
+        source=source,
+        profiles=tuple(profiles),
+        out_dir=out_dir,
+        jobs=jobs,
+        variant_tests=variant_tests,
+        builder=builder,
+        keep_work=keep_work,
+    )
+    console = Console(stderr=True)
+    variants = [BASELINE, *(p.level.name for p in profiles)]
+    if console.is_terminal:
+        display = VariantDisplay(console, variants)
+        with display.progress:
+            outcome = _run(job, display)
+    else:
+        outcome = _run(job, None)
+    _summary(outcome, profiles)
+    if outcome.work_dir is not None:
+        click.echo(f"  scratch tree kept in {outcome.work_dir}")
+
+
+def _run(job: BuildJob, display: VariantDisplay | None) -> BuildOutcome:
+    try:
+        return run_job(job, on_line=display)
+    except BuildFailed as err:
+        if display is not None:
+            display.progress.stop()
+        click.echo(f"hwcapdeb: last lines of {err.log}:", err=True)
+        for line in err.tail:
+            click.echo(f"  | {line}", err=True)
+        raise
