@@ -1,0 +1,371 @@
+"""glibc's library search, as a pure function: which file does a CPU load for a SONAME?
+
+This is the ONE place glibc's search rules live.  It is written by hand
+because no library models them (auditwheel's lddtree knows nothing of
+glibc-hwcaps); every rule below was read in glibc 2.36 (elf/dl-load.c,
+elf/dl-hwcaps.c, elf/dl-cache.c, sysdeps/x86/dl-prop.h) and checked against
+the real loader by the tests (tests/test_loader_real.py):
+
+* For each directory of the path, the loader tries
+  ``DIR/glibc-hwcaps/NAME/SONAME`` for each hwcaps name in priority order,
+  then ``DIR/SONAME``.  Names: first the ``--glibc-hwcaps-prepend`` ones
+  (searched with no CPU check), then the built-in subdirectories the CPU
+  supports (cumulatively, see :func:`hwcapdeb.cpu.supported_levels`) that
+  ``--glibc-hwcaps-mask`` (an allow-list) keeps.
+* The name looked up is the SONAME: a hwcaps directory holding only
+  ``libfoo.so.1.2.3`` is never used.
+* A file of the wrong ELF class or machine is skipped and the search goes
+  on; a file that is not ELF at all stops it with an error.
+* After loading, an object whose GNU_PROPERTY_X86_ISA_1_NEEDED bits exceed
+  the CPU's ``isa_1`` is refused: fatal, there is no fallback to the next
+  directory.  ``isa_1`` is computed before GLIBC_TUNABLES is applied, so
+  masks change the directories searched but not this check.
+* After ``library_path`` the loader consults ld.so.cache.  The model builds
+  the cache ldconfig would write from ``ROOT/etc/ld.so.conf`` (with its
+  ``include`` globs) and the multiarch system directories: every
+  ``glibc-hwcaps/*`` entry competes by priority across all directories, and
+  entries whose ISA marker exceeds the CPU's level are *skipped* (ldconfig
+  records the level, dl-cache.c checks it); then the first plain entry.
+  Without a cache hit, the system directories are searched directly.
+* Legacy hwcaps directories (``haswell/``, ``tls/``; removed in glibc 2.37)
+  are not modelled; the trace says so when one exists.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hwcapdeb.cpu import CpuModel, supported_levels, why_not
+from hwcapdeb.elf import ElfFacts, decode_isa_needed, is_elf, read_elf
+from hwcapdeb.errors import InputError
+from hwcapdeb.profiles import Architecture, Level, architecture
+
+HWCAPS_DIR = "glibc-hwcaps"
+LEGACY_HWCAPS_DIRS = ("haswell", "avx512_1", "tls", "x86_64")
+
+#: EI_CLASS and e_machine the loader of each architecture accepts
+_ELF_IDENTITY = {"amd64": (64, "EM_X86_64"), "ppc64el": (64, "EM_PPC64"), "s390x": (64, "EM_S390")}
+
+# verdicts of a TraceStep
+LOADED = "loaded"
+ABSENT = "absent"
+NOT_SEARCHED = "not-searched"
+SKIPPED = "skipped"
+REFUSED = "refused"
+NOTE = "note"
+
+
+@dataclass(frozen=True)
+class TraceStep:
+    """One thing the loader looked at, and why it did or did not take it."""
+
+    path: str
+    verdict: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"path": self.path, "verdict": self.verdict, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The outcome of one search: the file loaded (None if loading fails) and why."""
+
+    soname: str
+    path: Path | None
+    level: Level | None
+    trace: list[TraceStep] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self.path is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "soname": self.soname,
+            "path": str(self.path) if self.path else None,
+            "level": self.level.name if self.level else None,
+            "error": self.error,
+            "trace": [step.to_json() for step in self.trace],
+        }
+
+
+@dataclass(frozen=True)
+class _Name:
+    """One glibc-hwcaps subdirectory name with its place in the search."""
+
+    name: str
+    searched: bool
+    reason: str
+    level: Level | None
+
+
+def split_list(value: str | Sequence[str] | None) -> list[str] | None:
+    """ld.so's colon-separated lists (commas accepted too); None stays None."""
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else list(value)
+    return [n for item in items for n in item.replace(",", ":").split(":") if n]
+
+
+def hwcaps_names(
+    cpu: CpuModel, prepend: Sequence[str] = (), mask: Sequence[str] | None = None
+) -> list[_Name]:
+    """glibc-hwcaps names in the order the loader tries them (elf/dl-hwcaps.c)."""
+    arch = architecture(cpu.arch)
+    names = [
+        _Name(n, True, "prepended with --glibc-hwcaps-prepend (no CPU check)", _level(arch, n))
+        for n in dict.fromkeys(prepend)
+    ]
+    supported = supported_levels(cpu)
+    for level in arch.search_order:
+        if level not in supported:
+            missing = why_not(cpu, level)
+            reason = (
+                f"CPU lacks {', '.join(missing)}"
+                if missing
+                else "a lower level is not supported (glibc checks levels cumulatively)"
+            )
+            names.append(_Name(level.name, False, reason, level))
+        elif mask is not None and level.name not in mask:
+            names.append(_Name(level.name, False, "not in --glibc-hwcaps-mask", level))
+        elif level.name in prepend:
+            continue
+        else:
+            names.append(_Name(level.name, True, "supported by the CPU", level))
+    return names
+
+
+def _level(arch: Architecture, name: str) -> Level | None:
+    return next((lv for lv in arch.levels if lv.name == name), None)
+
+
+def _read(path: Path) -> ElfFacts | str:
+    """ElfFacts, or the loader's complaint about a file that is not ELF."""
+    if not is_elf(path):
+        return "invalid ELF header"
+    try:
+        return read_elf(path, with_exports=False)
+    except InputError as err:
+        return str(err)
+
+
+def _identity_problem(facts: ElfFacts, arch: str) -> str | None:
+    want = _ELF_IDENTITY.get(arch)
+    if want is None:
+        return None
+    if facts.elf_class != want[0]:
+        return f"wrong ELF class: ELFCLASS{facts.elf_class}"
+    if facts.machine != want[1]:
+        return f"wrong ELF machine: {facts.machine}"
+    return None
+
+
+def _marker_problem(facts: ElfFacts, cpu: CpuModel) -> str | None:
+    needed = facts.isa_needed or 0
+    if cpu.arch != "amd64" or not needed or needed & cpu.isa_1 == needed:
+        return None
+    have = cpu.isa_level.name if cpu.isa_level else "below baseline"
+    return (
+        f"CPU ISA level is lower than required: the file's ISA marker needs "
+        f"{decode_isa_needed(needed)[-1]}, the CPU's ISA level is {have}"
+    )
+
+
+class _Search:
+    """Mutable state of one resolve() call: the trace so far."""
+
+    def __init__(self, soname: str, cpu: CpuModel, names: list[_Name]) -> None:
+        self.soname = soname
+        self.cpu = cpu
+        self.names = names
+        self.trace: list[TraceStep] = []
+        self.arch = architecture(cpu.arch)
+
+    def step(self, path: Path | str, verdict: str, reason: str) -> None:
+        self.trace.append(TraceStep(str(path), verdict, reason))
+
+    def done(self, path: Path | None, level: Level | None, error: str | None = None) -> Resolution:
+        return Resolution(self.soname, path, level, self.trace, error)
+
+    def take(self, path: Path, level: Level | None, how: str) -> Resolution | None:
+        """Open ``path`` like the loader: None means 'not this one, keep searching'."""
+        if not (path.exists() and path.is_file()):
+            self.step(path, ABSENT, "no such file" + (
+                f" (only {_real_names(path)} here: the loader looks up the SONAME)"
+                if _real_names(path) else ""
+            ))
+            return None
+        facts = _read(path)
+        if isinstance(facts, str):
+            self.step(path, REFUSED, facts)
+            return self.done(None, level, f"{path}: {facts}")
+        problem = _identity_problem(facts, self.cpu.arch)
+        if problem:
+            self.step(path, SKIPPED, problem)
+            return None
+        marker = _marker_problem(facts, self.cpu)
+        if marker:
+            self.step(path, REFUSED, f"{how}; {marker} (fatal: no fallback to the next directory)")
+            return self.done(None, level, f"{path}: {marker}")
+        self.step(path, LOADED, how)
+        return self.done(path, level)
+
+    def search_dir(self, directory: Path) -> Resolution | None:
+        """DIR/glibc-hwcaps/NAME/SONAME for each name, then DIR/SONAME (dl-load.c open_path)."""
+        for name in self.names:
+            candidate = directory / HWCAPS_DIR / name.name / self.soname
+            if not name.searched:
+                self.step(candidate, NOT_SEARCHED, name.reason)
+                continue
+            found = self.take(candidate, name.level, f"glibc-hwcaps/{name.name}: {name.reason}")
+            if found:
+                return found
+        legacy = [d for d in LEGACY_HWCAPS_DIRS if (directory / d / self.soname).exists()]
+        if legacy:
+            self.step(directory / legacy[0], NOTE,
+                      "legacy hwcaps directory: searched by glibc < 2.37 only, not modelled")
+        return self.take(directory / self.soname, self.arch.baseline, "the directory itself")
+
+
+def _real_names(path: Path) -> str:
+    """Other files of the same library beside a missing SONAME (libfoo.so.1.2.3)."""
+    if not path.parent.is_dir():
+        return ""
+    others = sorted(p.name for p in path.parent.glob(path.name + ".*"))
+    return ", ".join(others)
+
+
+def ld_so_conf_dirs(root: Path) -> list[Path]:
+    """Directories of ROOT/etc/ld.so.conf, following ``include`` globs (ldconfig's parser)."""
+    result: list[Path] = []
+
+    def parse(conf: Path, depth: int) -> None:
+        try:
+            lines = conf.read_text(errors="replace").splitlines()
+        except OSError:
+            return
+        for raw in lines:
+            line = raw.split("#", 1)[0].strip()
+            if not line or line.startswith("hwcap "):
+                continue
+            if line.startswith("include") and line[7:8] in (" ", "\t"):
+                for pattern in line[8:].split():
+                    if not pattern.startswith("/"):
+                        pattern = str(conf.parent.relative_to(root) / pattern)
+                    for match in sorted(glob.glob(str(root / pattern.lstrip("/")))):
+                        if depth < 10:
+                            parse(Path(match), depth + 1)
+                continue
+            for item in line.replace(",", " ").replace(":", " ").split():
+                if item.startswith("/"):
+                    result.append(root / item.lstrip("/"))
+
+    parse(root / "etc" / "ld.so.conf", 0)
+    return result
+
+
+def system_dirs(root: Path, arch: Architecture) -> list[Path]:
+    """Debian's built-in search directories (path.system_dirs of ld.so --list-diagnostics)."""
+    return [root / d for d in (f"lib/{arch.triplet}", f"usr/lib/{arch.triplet}", "lib", "usr/lib")]
+
+
+def _dedupe(dirs: list[Path]) -> list[Path]:
+    seen: set[Path] = set()
+    result = []
+    for d in dirs:
+        key = d.resolve() if d.exists() else d
+        if key not in seen:
+            seen.add(key)
+            result.append(d)
+    return result
+
+
+def _cache_lookup(search: _Search, dirs: list[Path]) -> Resolution | None:
+    """ld.so.cache as ldconfig would build it from ``dirs`` (elf/dl-cache.c search_cache)."""
+    priority = {n.name: i for i, n in enumerate(search.names) if n.searched}
+    best: tuple[int, Path, Level | None] | None = None
+    plain: Path | None = None
+    for directory in dirs:
+        hwcaps = directory / HWCAPS_DIR
+        subdirs = sorted(p.name for p in hwcaps.iterdir()) if hwcaps.is_dir() else []
+        for sub in subdirs:
+            path = hwcaps / sub / search.soname
+            if not path.is_file():
+                continue
+            facts = _read(path)
+            if isinstance(facts, str) or _identity_problem(facts, search.cpu.arch):
+                search.step(path, SKIPPED, "ld.so.cache: ldconfig would not index it")
+                continue
+            if sub not in priority:
+                reason = next((n.reason for n in search.names if n.name == sub), "unknown name")
+                search.step(path, NOT_SEARCHED, f"ld.so.cache: glibc-hwcaps/{sub}: {reason}")
+                continue
+            marker = _marker_problem(facts, search.cpu)
+            if marker:
+                search.step(path, SKIPPED, f"ld.so.cache: entry skipped: {marker}")
+                continue
+            if best is None or priority[sub] < best[0]:
+                level = next((n.level for n in search.names if n.name == sub), None)
+                best = (priority[sub], path, level)
+        candidate = directory / search.soname
+        if plain is None and candidate.is_file():
+            facts = _read(candidate)
+            if not isinstance(facts, str) and not _identity_problem(facts, search.cpu.arch):
+                plain = candidate
+    if best is not None:
+        return search.take(best[1], best[2], "ld.so.cache: best glibc-hwcaps entry")
+    if plain is not None:
+        return search.take(plain, search.arch.baseline, "ld.so.cache")
+    return None
+
+
+def resolve(
+    soname: str,
+    cpu: CpuModel,
+    *,
+    library_path: Sequence[str | Path] = (),
+    root: Path | None = None,
+    hwcaps_prepend: str | Sequence[str] | None = None,
+    hwcaps_mask: str | Sequence[str] | None = None,
+    system: bool = True,
+) -> Resolution:
+    """Which file the loader maps for ``soname`` on ``cpu``: a pure function of its inputs.
+
+    ``library_path`` is searched first (LD_LIBRARY_PATH / ``ld.so
+    --library-path``), then, if ``system``, the ld.so.cache model and the
+    system directories of ``root`` (default ``/``).  ``cpu`` should already
+    carry any tunables (:func:`hwcapdeb.cpu.apply_tunables`).  Nothing is
+    read from the environment.
+    """
+    prepend = split_list(hwcaps_prepend) or []
+    mask = split_list(hwcaps_mask)
+    search = _Search(soname, cpu, hwcaps_names(cpu, prepend, mask))
+    if "/" in soname:  # dlopen("dir/libfoo.so.1") and DT_NEEDED with a slash: no search at all
+        found = search.take(Path(soname), None, "a name with '/' is opened as is, without search")
+        return found or search.done(None, None, f"{soname}: cannot open shared object file")
+    for entry in library_path:
+        found = search.search_dir(Path(entry))
+        if found:
+            return found
+    if system:
+        base = Path(root) if root is not None else Path("/")
+        if not base.is_dir():
+            raise InputError(
+                f"root directory {base} does not exist", hint="pass an unpacked sysroot"
+            )
+        sysdirs = system_dirs(base, search.arch)
+        found = _cache_lookup(search, _dedupe([*ld_so_conf_dirs(base), *sysdirs]))
+        if found:
+            return found
+        search.step(f"{base}/etc/ld.so.cache", ABSENT, f"no entry for {soname} (modelled)")
+        for directory in sysdirs:
+            found = search.search_dir(directory)
+            if found:
+                return found
+    return search.done(None, None, f"{soname}: cannot open shared object file: not found")

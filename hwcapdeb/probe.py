@@ -1,0 +1,127 @@
+"""Ask the real loader which file it loads for a SONAME (the ground truth for loader.py).
+
+Two runs of the real ``ld.so``, optionally under ``qemu-x86_64 -cpu MODEL``:
+
+1. ``ld.so [--glibc-hwcaps-*] --library-path P --preload SONAME --list TRUE``
+   prints ``SONAME => /path/chosen (0x...)``: the file the search picked.
+   Trace mode skips the ISA-marker check, hence
+2. the same without ``--list``: the loader really maps the file and runs
+   ``true``; a refused ISA marker ("CPU ISA level is lower than required")
+   or any other fatal load error shows up here.
+
+The child's environment has no LD_LIBRARY_PATH/LD_PRELOAD/GLIBC_TUNABLES of
+ours; GLIBC_TUNABLES is set only when asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hwcapdeb.errors import ExternalCommandError, UnsupportedArchitecture
+from hwcapdeb.profiles import architecture
+from hwcapdeb.tools import find_tool
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What the real loader did: the file it loaded, or its error, and how it was asked."""
+
+    path: Path | None
+    error: str | None
+    argv: tuple[str, ...]
+    list_argv: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def command(self) -> str:
+        """The run as a shell line (for messages)."""
+        env = " ".join(f"{k}={v}" for k, v in self.env)
+        return f"{env} {' '.join(self.argv)}".strip()
+
+
+def _true_program() -> str:
+    return shutil.which("true") or "/bin/true"
+
+
+def _child_env(tunables: str | None) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items()
+        if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD", "GLIBC_TUNABLES", "LD_DEBUG", "QEMU_CPU")
+    }
+    if tunables:
+        env["GLIBC_TUNABLES"] = tunables
+    return env
+
+
+def _listed_path(output: str, soname: str) -> Path | None:
+    for line in output.splitlines():
+        m = re.match(r"^\s*(\S+) => (.+?) \(0x[0-9a-f]+\)\s*$", line)
+        if m and m.group(1) == soname:
+            return Path(m.group(2))
+    return None
+
+
+def _first_error(stderr: str) -> str | None:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    lines = [ln for ln in lines if not ln.startswith("qemu-") or "warning" not in ln]
+    return lines[0] if lines else None
+
+
+def probe(
+    soname: str,
+    *,
+    library_path: Sequence[str | Path] = (),
+    tunables: str | None = None,
+    hwcaps_prepend: str | None = None,
+    hwcaps_mask: str | None = None,
+    qemu_cpu: str | None = None,
+    arch: str = "amd64",
+    timeout: float = 60,
+) -> ProbeResult:
+    """Run the real loader (under qemu-user if ``qemu_cpu``) and report what it loaded."""
+    spec = architecture(arch)
+    if spec.loader is None:
+        raise UnsupportedArchitecture(f"{arch} has no loader hwcapdeb knows how to probe")
+    prefix: list[str] = []
+    if qemu_cpu:
+        prefix = [find_tool(spec.qemu or "qemu-x86_64"), "-cpu", qemu_cpu]
+    elif not Path(spec.loader).exists():
+        raise ExternalCommandError(
+            f"the {arch} loader {spec.loader} is not on this machine",
+            hint="probe on an amd64 machine",
+        )
+    options: list[str] = []
+    if hwcaps_prepend is not None:
+        options += ["--glibc-hwcaps-prepend", hwcaps_prepend]
+    if hwcaps_mask is not None:
+        options += ["--glibc-hwcaps-mask", hwcaps_mask]
+    path_arg = ":".join(str(p) for p in library_path)
+    if path_arg:
+        options += ["--library-path", path_arg]
+    options += ["--preload", soname]
+    argv = [*prefix, spec.loader, *options, _true_program()]
+    list_argv = [*prefix, spec.loader, *options, "--list", _true_program()]
+    env = _child_env(tunables)
+    env_shown = (("GLIBC_TUNABLES", tunables),) if tunables else ()
+    try:
+        listed = subprocess.run(list_argv, capture_output=True, text=True, env=env, timeout=timeout)
+        ran = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise ExternalCommandError(
+            f"cannot run the real loader ({' '.join(argv)}): {err}"
+        ) from None
+    path = _listed_path(listed.stdout, soname)
+    error = None
+    if ran.returncode != 0:
+        error = _first_error(ran.stderr) or f"the loader exited with status {ran.returncode}"
+    elif path is None:
+        error = _first_error(listed.stderr) or f"{soname} was not loaded"
+    return ProbeResult(
+        None if error else path, error, tuple(argv), tuple(list_argv), env_shown
+    )
