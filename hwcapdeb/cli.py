@@ -56,7 +56,10 @@ def cli() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code instead of calling sys.exit (archspec's habit)."""
     try:
-        cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+        # without standalone mode click *returns* ctx.exit()'s code instead of raising Exit
+        result = cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+        if isinstance(result, int) and not isinstance(result, bool):
+            return result
     except HwcapdebError as err:
         click.echo(f"hwcapdeb: error: {err}", err=True)
         return err.exit_code
