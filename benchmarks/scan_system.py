@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Audit every shared library of a directory and count isa-leak verdicts.
+
+Debian's own libraries are baseline builds whose above-baseline code is all
+dispatched (glibc IFUNCs, OpenSSL's capability vector, codec pointer tables):
+every leak this reports is a false positive of the audit's heuristic until
+proven otherwise.
+
+    python3 benchmarks/scan_system.py [DIR] [--show N]
+
+DIR defaults to the multiarch library directory of this machine's
+architecture (``dpkg-architecture -qDEB_HOST_MULTIARCH``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from hwcapdeb.elf import shared_objects
+from hwcapdeb.errors import HwcapdebError
+from hwcapdeb.isa_scan import audit
+
+
+def default_dir() -> Path:
+    multiarch = subprocess.run(
+        ["dpkg-architecture", "-qDEB_HOST_MULTIARCH"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return Path("/usr/lib") / multiarch
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("directory", nargs="?", type=Path)
+    parser.add_argument("--show", type=int, default=20, help="leaks to print")
+    parser.add_argument("--max-depth", type=int, default=1,
+                        help="directory levels to descend (1: the directory itself)")
+    args = parser.parse_args(argv)
+    root = args.directory or default_dir()
+    files = [p for p in shared_objects(root)
+             if len(p.relative_to(root).parts) <= args.max_depth]
+    start = time.perf_counter()
+    code = leaks = dispatched = unreadable = 0
+    leaky: list[str] = []
+    for path in files:
+        try:
+            result = audit(path)
+        except HwcapdebError as err:
+            unreadable += 1
+            print(f"skip: {err}", file=sys.stderr)
+            continue
+        code += result.code_size
+        findings = result.findings(0)
+        found = [f for f in findings if not f.dispatched]
+        dispatched += len(findings) - len(found)
+        leaks += len(found)
+        for f in found:
+            leaky.append(f"{path.name}: {f.mnemonic} in {f.function} ({f.reason})")
+    elapsed = time.perf_counter() - start
+    print(f"libraries: {len(files)} ({unreadable} unreadable) in {root}")
+    print(f"code audited: {code / 1e6:.1f} MB in {elapsed:.1f} s ({code / 1e6 / elapsed:.1f} MB/s)")
+    print(f"functions above baseline judged dispatched: {dispatched}")
+    print(f"isa-leak verdicts: {leaks}")
+    for line in leaky[: args.show]:
+        print(f"  {line}")
+    return 1 if leaks else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

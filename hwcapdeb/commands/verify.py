@@ -1,0 +1,84 @@
+"""``hwcapdeb verify``: check built multi-level packages (thin layer over hwcapdeb.verify)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from hwcapdeb.output import emit_json
+from hwcapdeb.verify import Report, verify_paths
+
+
+def _matrix_table(report: Report) -> Table:
+    """One row per CPU, one column per library: the level loaded, unsafe in red."""
+    table = Table(title="dispatch matrix", title_justify="left")
+    table.add_column("cpu")
+    for lib in report.libraries:
+        table.add_column(f"{lib.package}\n{lib.soname}")
+    cells = {(c.cpu, c.library, c.package): c for c in report.matrix}
+    for cpu in report.cpus:
+        row = [cpu]
+        for lib in report.libraries:
+            cell = cells.get((cpu, lib.soname, lib.package))
+            if cell is None:
+                row.append("")
+                continue
+            text = (cell.level or "?") if cell.resolved else "fails"
+            if not cell.safe:
+                text = f"[red]{text} UNSAFE[/red]"
+            if cell.agrees is True:
+                text += " (ld.so agrees)"
+            elif cell.agrees is False:
+                text += f" [red](ld.so: {cell.real})[/red]"
+            row.append(text)
+        table.add_row(*row)
+    return table
+
+
+def _size_table(report: Report) -> Table:
+    table = Table(title="bytes per build", title_justify="left")
+    for column in ("package", "library", "level", "bytes"):
+        table.add_column(column, justify="right" if column == "bytes" else "left")
+    for row in report.sizes:
+        table.add_row(row.package, row.library, row.level, f"{row.bytes:,}")
+    for package, added in sorted(report.added_bytes().items()):
+        table.add_row(package, "(variants add)", "", f"{added:,}")
+    return table
+
+
+@click.command("verify")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--cpu", "cpus", multiple=True, metavar="CPU",
+              help="Matrix row: archspec name (haswell), 'host', 'host:glibc.cpu.hwcaps=-AVX2' "
+                   "or a saved /proc/cpuinfo; repeatable (default: x86_64 to zen4 and the host).")
+@click.option("--debug-root", "debug_roots", multiple=True, type=click.Path(path_type=Path),
+              help="Root with usr/lib/debug/.build-id (e.g. / for installed -dbgsym packages).")
+@click.option("--matrix", "show_matrix", is_flag=True,
+              help="Also print the dispatch matrix and the size report.")
+@click.option("--no-probe", is_flag=True, help="Do not ask the real loader for the host rows.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def command(paths: tuple[Path, ...], cpus: tuple[str, ...], debug_roots: tuple[Path, ...],
+            show_matrix: bool, no_probe: bool, as_json: bool) -> None:
+    """Check .deb files, a .changes file or unpacked trees that ship glibc-hwcaps variants.
+
+    Prints lintian-style findings (E: error, W: warning); exit status 1 if any
+    error was found, 2 if the check could not run, 0 (silently) otherwise.
+    """
+    report = verify_paths(list(paths), cpus=list(cpus) or None, debug_roots=list(debug_roots),
+                          probe=not no_probe)
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        for finding in report.findings:
+            click.echo(finding.lintian_line())
+        if show_matrix:
+            console = Console()
+            console.print(_matrix_table(report))
+            console.print(_size_table(report))
+        if not report.libraries:
+            click.echo("hwcapdeb: no library with glibc-hwcaps variants found", err=True)
+    if report.exit_code:
+        click.get_current_context().exit(report.exit_code)

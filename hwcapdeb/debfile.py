@@ -1,0 +1,147 @@
+"""Reading what ``hwcapdeb verify`` is given: .deb files, .changes files, trees.
+
+``.deb`` members are read with python-debian's :class:`debian.debfile.DebFile`
+(control fields, data tarball in any of dpkg's compressions) and unpacked into
+a scratch directory; ``.changes`` files with :class:`debian.deb822.Changes`,
+whose ``Files`` field lists the binary packages beside it.  A directory is taken
+as one package's staging tree (``debian/libfoo1``, with ``DEBIAN/control`` if
+dh_builddeb prepared it) or as an unpacked root.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from debian import deb822
+from debian.debfile import DebFile
+
+from hwcapdeb.errors import InputError
+
+#: binary package files a .changes may list
+PACKAGE_SUFFIXES = (".deb", ".udeb", ".ddeb")
+
+
+@dataclass(frozen=True)
+class PackageTree:
+    """One binary package's files on disk."""
+
+    name: str  # binary package name (Package:), or the directory name
+    root: Path  # the unpacked tree: usr/lib/... below it
+    origin: Path  # the .deb or directory the user named
+    version: str | None = None
+    architecture: str | None = None
+
+    @property
+    def is_debug(self) -> bool:
+        """A -dbgsym package: debug files only, used as evidence, never audited."""
+        return self.name.endswith("-dbgsym") or self.origin.suffix == ".ddeb"
+
+
+def _safe_extract(tar: tarfile.TarFile, dest: Path, origin: Path) -> None:
+    for member in tar:
+        try:
+            # the "tar" filter strips leading slashes and refuses paths leaving dest
+            tar.extract(member, dest, filter="tar")
+        except tarfile.FilterError:
+            continue  # an absolute or escaping member: not part of a sane package
+        except (OSError, tarfile.TarError, EOFError) as err:
+            raise InputError(f"{origin}: cannot unpack {member.name}: {err}") from None
+
+
+def unpack_deb(path: Path, dest: Path) -> PackageTree:
+    """Unpack ``path`` below ``dest``; InputError for anything that is not a sane .deb."""
+    try:
+        deb = DebFile(str(path))
+        try:
+            control = deb.debcontrol()
+            tree = dest / f"{control.get('Package', path.stem)}_{abs(hash(path)) % 10**8}"
+            tree.mkdir(parents=True, exist_ok=True)
+            _safe_extract(deb.data.tgz(), tree, path)
+        finally:
+            deb.close()
+    except InputError:
+        raise
+    except OSError as err:
+        if err.filename is not None and not path.exists():
+            raise InputError(f"{path}: no such file") from None
+        raise InputError(f"{path}: not a readable .deb ({err})") from None
+    except Exception as err:  # ArError, DebError, tar and decompressor errors of a broken file
+        raise InputError(
+            f"{path}: not a readable .deb ({type(err).__name__}: {err})",
+            hint="check it with 'dpkg-deb --info'",
+        ) from None
+    name = control.get("Package")
+    if not name:
+        raise InputError(f"{path}: control file has no Package field")
+    return PackageTree(
+        name=name,
+        root=tree,
+        origin=path,
+        version=control.get("Version"),
+        architecture=control.get("Architecture"),
+    )
+
+
+def changes_packages(path: Path) -> list[Path]:
+    """The binary package files a .changes lists (they must lie beside it)."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            changes = deb822.Changes(fh)
+    except OSError as err:
+        raise InputError(f"cannot read {path}: {err.strerror or err}") from None
+    files = changes.get("Files") or []
+    if not files:
+        raise InputError(f"{path}: not a .changes file (no Files field)")
+    result = []
+    for entry in files:
+        name = entry.get("name", "") if hasattr(entry, "get") else ""
+        if not name.endswith(PACKAGE_SUFFIXES):
+            continue
+        candidate = path.parent / name
+        if not candidate.is_file():
+            raise InputError(
+                f"{path}: lists {name}, which is not beside it",
+                hint="verify the .changes in the directory the build left it in",
+            )
+        result.append(candidate)
+    if not result:
+        raise InputError(f"{path}: lists no binary package", hint="was it a source-only upload?")
+    return result
+
+
+def directory_tree(path: Path) -> PackageTree:
+    """A staging tree or unpacked root given as a directory."""
+    control_file = path / "DEBIAN" / "control"
+    name, version, arch = path.resolve().name, None, None
+    if control_file.is_file():
+        try:
+            with control_file.open(encoding="utf-8", errors="replace") as fh:
+                control = deb822.Deb822(fh)
+        except OSError as err:
+            raise InputError(f"cannot read {control_file}: {err}") from None
+        name = control.get("Package", name)
+        version, arch = control.get("Version"), control.get("Architecture")
+    return PackageTree(name=name, root=path, origin=path, version=version, architecture=arch)
+
+
+def open_inputs(paths: Iterable[Path], scratch: Path) -> list[PackageTree]:
+    """Every package the user named, unpacked (debs) or as is (directories)."""
+    trees: list[PackageTree] = []
+    for path in paths:
+        if path.is_dir():
+            trees.append(directory_tree(path))
+        elif path.suffix == ".changes":
+            trees.extend(unpack_deb(p, scratch) for p in changes_packages(path))
+        elif path.suffix in PACKAGE_SUFFIXES:
+            trees.append(unpack_deb(path, scratch))
+        elif not path.exists():
+            raise InputError(f"{path}: no such file or directory")
+        else:
+            raise InputError(
+                f"{path}: not a .deb, .changes or directory",
+                hint="give built packages, their .changes, or an unpacked tree",
+            )
+    return trees

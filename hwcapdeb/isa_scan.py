@@ -1,0 +1,520 @@
+"""Instruction audit: which CPU features an object's code needs, and where.
+
+The audit decodes every executable section with iced-x86, whose instruction
+table knows each instruction's CPUID features (``Instruction.cpuid_features``),
+maps the features to glibc-hwcaps levels and attributes every instruction
+above the baseline to a function (``.symtab``/``.dynsym`` symbols, completed by
+the ``.eh_frame_hdr`` function table of stripped objects).
+
+Speed: iced decodes in Rust; the Python loop touches one attribute (``code``)
+per instruction and looks it up in a table precomputed over every ``Code``
+value, so the common baseline instruction costs a list index and nothing more.
+
+Dispatched or leaked?  Code above a level is harmless if nothing executes it
+on a CPU below that level.  Proving that statically is undecidable; the
+heuristic below is sound enough for compiler output and hand-written
+dispatch (glibc IFUNCs, OpenSSL's capability vector, x265/dav1d pointer
+tables, GCC target_clones), and says which rule applied:
+
+1. a function whose symbol carries an ISA token (``foo.avx2``,
+   ``__memmove_avx_unaligned``, ``foo.arch_x86_64_v3``, ``sha256_block_avx2``)
+   is a dispatch target: compilers and assembler authors name clones so;
+2. a function selected by an IFUNC resolver (its address is taken by the
+   resolver's code) is dispatched;
+3. an object with *no* run-time CPU detection at all (no ``cpuid``/``xgetbv``
+   instruction, no IFUNC symbol, no import of ``__cpu_model`` and friends)
+   cannot dispatch: any other code above the level is a leak (the classic
+   "baseline built with -march=native");
+4. in an object that does detect the CPU, code is a leak only if it runs
+   unconditionally: it lies in the entry block (before the first conditional
+   branch) of an exported function, of an ELF constructor, or of a function
+   such an entry block calls directly (followed transitively).  Code behind a
+   branch, or reached only through pointers, is taken as dispatched.
+
+``TZCNT`` (``rep bsf``, which runs as ``BSF`` on older CPUs and which GCC emits
+in baseline code on purpose), ``ENDBR64``, multi-byte ``NOP``s, ``PREFETCHW``
+and other hint-space encodings never fault and never count.  ``LZCNT`` does
+count: it silently computes ``BSR`` on old CPUs.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from array import array
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from iced_x86 import Code, CpuidFeature, Decoder, FlowControl, Instruction, Mnemonic
+
+from hwcapdeb.elf import CodeFacts, read_code
+from hwcapdeb.profiles import Architecture, architecture
+
+#: CpuidFeature value -> name ("AVX2")
+FEATURE_NAMES: dict[int, str] = {
+    getattr(CpuidFeature, n): n for n in dir(CpuidFeature) if n.isupper() or n[0].isupper()
+    if isinstance(getattr(CpuidFeature, n), int)
+}
+_CODE_NAMES: dict[int, str] = {
+    getattr(Code, n): n for n in dir(Code) if not n.startswith("_")
+    if isinstance(getattr(Code, n), int)
+}
+_MNEMONIC_NAMES: dict[int, str] = {
+    getattr(Mnemonic, n): n.lower() for n in dir(Mnemonic) if not n.startswith("_")
+    if isinstance(getattr(Mnemonic, n), int)
+}
+
+#: Features every x86-64 CPU has (the psABI baseline plus what x86-64 implies).
+BASELINE_FEATURES = frozenset({
+    "INTEL8086", "INTEL186", "INTEL286", "INTEL386", "INTEL486", "X64", "CPUID", "TSC",
+    "CMOV", "CX8", "FPU", "FPU287", "FPU387", "MMX", "SSE", "SSE2", "FXSR", "SYSCALL",
+    "CLFSH", "PAUSE",
+})
+#: Encodings that never fault on a CPU without the feature (hint/NOP space).
+HINT_FEATURES = frozenset({"MULTIBYTENOP", "CET_IBT", "HLE", "MPX", "PREFETCHW"})
+#: Instructions that never fault: TZCNT runs as BSF (GCC relies on it), the
+#: shadow-stack reads are NOPs without CET.
+HINT_MNEMONICS = frozenset({"tzcnt", "rdsspd", "rdsspq", "incsspd", "incsspq", "endbr64",
+                            "endbr32"})
+#: Instructions that are the CPU check itself: evidence of run-time dispatch.
+PROBE_MNEMONICS = frozenset({"cpuid", "xgetbv"})
+#: Imports that mean "this object asks the CPU at run time".
+PROBE_IMPORTS = frozenset({
+    "__cpu_model", "__cpu_indicator_init", "__cpu_features2", "__get_cpu_features",
+    "_dl_x86_get_cpu_features", "__x86_get_cpuid_feature_leaf", "__builtin_cpu_supports",
+})
+
+_ISA_TOKEN = re.compile(
+    r"^(avx|sse[34]|ssse3|evex|fma|bmi|f16c|lzcnt|movbe|popcnt|aesni|pclmul|vpclmul|vaes|gfni|"
+    r"shaext|sha_?ni|arch_[a-z0-9_]+|haswell|skylake|skx|icelake|icl|znver|x86_64_v[234]|x86-64-v[234]|"
+    r"rtm|xop|avxvnni|amx)",
+    re.IGNORECASE,
+)
+
+# Per-Code flags of the scan table (one small int per Code value).
+_RANK_MASK = 0x7
+_ENDER = 0x8  # ends the straight-line entry block: jcc, jmp, ret, indirect jump
+_CALL = 0x10  # direct call: an edge of the call graph
+_JUMP = 0x20  # direct jump: a tail call when it leaves the function
+_PROBE = 0x40  # cpuid / xgetbv
+
+
+@dataclass(frozen=True)
+class LevelTable:
+    """Feature name -> level rank for one architecture (``rank`` as in profiles.Level)."""
+
+    arch: Architecture
+    rank_of: dict[str, int]
+
+    @property
+    def beyond(self) -> int:
+        """Rank of features no level guarantees (AES, SHA, AVX512_VNNI...)."""
+        return len(self.arch.all_levels)
+
+    def level_name(self, rank: int) -> str:
+        if rank >= self.beyond:
+            return "beyond every level"
+        return self.arch.all_levels[rank].name
+
+    def feature_rank(self, name: str) -> int:
+        if name in BASELINE_FEATURES:
+            return 0
+        return self.rank_of.get(name, self.beyond)
+
+
+@cache
+def level_table(arch_name: str = "amd64") -> LevelTable:
+    arch = architecture(arch_name)
+    rank_of: dict[str, int] = {}
+    for level in arch.all_levels:
+        for feature in level.adds:
+            rank_of.setdefault(feature, level.rank)
+    return LevelTable(arch, rank_of)
+
+
+@dataclass(frozen=True)
+class CodeInfo:
+    """What the audit knows about one ``Code`` (instruction form)."""
+
+    mnemonic: str
+    features: tuple[str, ...]  # CPUID features that count (hints dropped)
+    rank: int
+
+
+@cache
+def _code_info(code: int, arch_name: str) -> CodeInfo:
+    table = level_table(arch_name)
+    ins = Instruction.create(code)  # type: ignore[arg-type]  # Code is an int
+    mnemonic = _MNEMONIC_NAMES.get(ins.mnemonic, "?")
+    names = tuple(FEATURE_NAMES.get(f, str(f)) for f in ins.cpuid_features())
+    if mnemonic in HINT_MNEMONICS:
+        counted: tuple[str, ...] = ()
+    else:
+        counted = tuple(n for n in names if n not in HINT_FEATURES and n not in BASELINE_FEATURES)
+    rank = max((table.feature_rank(n) for n in counted), default=0)
+    return CodeInfo(mnemonic, counted, rank)
+
+
+@cache
+def _scan_table(arch_name: str) -> list[int]:
+    """One flag word per Code value: rank, control flow, probe (see the _* constants)."""
+    size = max(_CODE_NAMES) + 1
+    flags = [0] * size
+    for code in range(1, size):
+        try:
+            ins = Instruction.create(code)  # type: ignore[arg-type]
+        except (ValueError, TypeError):
+            continue
+        info = _code_info(code, arch_name)
+        word = min(info.rank, _RANK_MASK)
+        flow = ins.flow_control
+        if flow in (FlowControl.CONDITIONAL_BRANCH, FlowControl.INDIRECT_BRANCH,
+                    FlowControl.RETURN, FlowControl.EXCEPTION, FlowControl.XBEGIN_XABORT_XEND):
+            word |= _ENDER
+        elif flow == FlowControl.UNCONDITIONAL_BRANCH:
+            word |= _ENDER | _JUMP
+        elif flow == FlowControl.CALL:
+            word |= _CALL
+        if info.mnemonic in PROBE_MNEMONICS:
+            word |= _PROBE
+        flags[code] = word
+    return flags
+
+
+@dataclass
+class FunctionAudit:
+    """One function that contains instructions above the baseline."""
+
+    name: str
+    start: int
+    end: int
+    exported: bool = False
+    hits: list[tuple[int, int]] = field(default_factory=list)  # (address, Code), address order
+    entry_end: int = 0  # first block-ending instruction: hits before it run on every call
+    dispatch_reason: str | None = None  # rules 1 and 2 of the module docstring
+
+    def max_rank(self, arch_name: str = "amd64") -> int:
+        return max((_code_info(c, arch_name).rank for _, c in self.hits), default=0)
+
+    def first_above(self, rank: int, arch_name: str = "amd64") -> tuple[int, CodeInfo] | None:
+        for address, code in self.hits:
+            info = _code_info(code, arch_name)
+            if info.rank > rank:
+                return address, info
+        return None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Code above a level, with the verdict and its reason."""
+
+    function: str
+    address: int
+    mnemonic: str
+    features: tuple[str, ...]
+    rank: int
+    dispatched: bool
+    reason: str
+
+
+@dataclass
+class IsaAudit:
+    """The instruction audit of one object; level-independent until asked about a level."""
+
+    path: Path
+    arch: str
+    code_size: int
+    instructions: int
+    functions: list[FunctionAudit]
+    #: why this object is taken to detect the CPU at run time (empty: it cannot dispatch)
+    dispatch_evidence: list[str]
+    #: start addresses of functions that run unconditionally (rule 4)
+    unconditional: set[int]
+    #: DW_AT_producer strings of compile units, when debug info was at hand
+    producers: tuple[str, ...] = ()
+
+    @property
+    def features(self) -> frozenset[str]:
+        """Every counted feature the code uses anywhere, dispatched or not."""
+        return frozenset(
+            f for fn in self.functions for _, c in fn.hits
+            for f in _code_info(c, self.arch).features
+        )
+
+    @property
+    def max_rank(self) -> int:
+        return max((fn.max_rank(self.arch) for fn in self.functions), default=0)
+
+    def findings(self, rank: int) -> list[Finding]:
+        """Every function with code above ``rank``, each judged leaked or dispatched."""
+        table = level_table(self.arch)
+        result = []
+        for fn in self.functions:
+            first = fn.first_above(rank, self.arch)
+            if first is None:
+                continue
+            address, info = first
+            top = fn.max_rank(self.arch)
+            above = fn_features_above(fn, rank, self.arch)
+            dispatched, reason = self._judge(fn, rank)
+            result.append(Finding(
+                function=fn.name,
+                address=address,
+                mnemonic=info.mnemonic,
+                features=above,
+                rank=top,
+                dispatched=dispatched,
+                reason=f"{'/'.join(above)} {table.level_name(top)}: {reason}",
+            ))
+        return result
+
+    def leaks(self, rank: int) -> list[Finding]:
+        return [f for f in self.findings(rank) if not f.dispatched]
+
+    def unguarded_features(self, rank: int) -> frozenset[str]:
+        """Features of code above ``rank`` that runs without a dispatch (the leaks)."""
+        return frozenset(f for leak in self.leaks(rank) for f in leak.features)
+
+    def _judge(self, fn: FunctionAudit, rank: int) -> tuple[bool, str]:
+        if fn.dispatch_reason:
+            return True, fn.dispatch_reason
+        if not self.dispatch_evidence:
+            return False, "nothing in this object detects the CPU (no cpuid, IFUNC or __cpu_model)"
+        in_entry = [
+            a for a, c in fn.hits if a < fn.entry_end and _code_info(c, self.arch).rank > rank
+        ]
+        if fn.start in self.unconditional and in_entry:
+            how = "exported" if fn.exported else "called unconditionally"
+            return False, f"runs before any branch of {how} function {fn.name}"
+        evidence = ", ".join(self.dispatch_evidence)
+        return True, f"behind a branch or pointer in an object that detects the CPU ({evidence})"
+
+
+def fn_features_above(fn: FunctionAudit, rank: int, arch_name: str = "amd64") -> tuple[str, ...]:
+    names: set[str] = set()
+    for _, code in fn.hits:
+        info = _code_info(code, arch_name)
+        if info.rank > rank:
+            names.update(n for n in info.features if level_table(arch_name).feature_rank(n) > rank)
+    return tuple(sorted(names))
+
+
+#: crypto tokens name an algorithm, so they excuse a function only with its extension
+_CRYPTO_TOKENS = {"aes": ("AES", "VAES"), "sha": ("SHA",), "gcm": ("PCLMULQDQ", "VPCLMULQDQ"),
+                  "clmul": ("PCLMULQDQ", "VPCLMULQDQ"), "crc32": ("SSE4_2",)}
+#: x86 vector function ABI (_ZGV<isa><mask>...): b SSE, c AVX, d AVX2, e AVX-512; the
+#: caller picks the variant for the ISA it was compiled for
+_VECTOR_ABI = re.compile(r"^_ZGV([bcde])[NM]")
+#: a function taking or returning __m256/__m512 is only callable from code built for them
+_VECTOR_TYPE = re.compile(r"(?:^|[^a-z])[mM](256|512)")
+
+
+def isa_token(name: str, features: Iterable[str] = ()) -> str | None:
+    """The ISA its name gives a function (``foo.avx2`` -> ``avx2``), if any.
+
+    ``features`` (the function's counted CPUID features) lets algorithm names
+    (``aes``, ``sha``) count only when the function uses that very extension.
+    """
+    vector = _VECTOR_ABI.match(name)
+    if vector:
+        return f"vector ABI variant {vector.group(0)}"
+    raw = [t for t in re.split(r"[._]+", name) if t]
+    windows = ["_".join(raw[i:i + n]) for i in range(len(raw)) for n in (4, 3, 2, 1)]
+    camel = re.findall(r"[A-Z]?[a-z]+\d*|[A-Z]+\d*(?![a-z])", name)
+    used = set(features)
+    for token in [*windows, *(t.lower() for t in camel)]:
+        isa = _ISA_TOKEN.match(token)
+        if isa:
+            return isa.group(0)
+        lowered = token.lower()
+        for prefix, needs in _CRYPTO_TOKENS.items():
+            if lowered.startswith(prefix) and used.intersection(needs):
+                return f"{prefix} with {'/'.join(sorted(used.intersection(needs)))}"
+    typed = _VECTOR_TYPE.search(name)
+    if typed:
+        return f"__m{typed.group(1)} interface"
+    return None
+
+
+def _scan_sections(facts: CodeFacts, arch_name: str) -> tuple[
+    int, list[tuple[int, int]], array[int], array[int], array[int], list[int]
+]:
+    table = _scan_table(arch_name)
+    bitness = facts.elf_class
+    hits: list[tuple[int, int]] = []
+    enders: array[int] = array("Q")
+    edge_from: array[int] = array("Q")
+    edge_to: array[int] = array("Q")
+    probes: list[int] = []
+    count = 0
+    for section in facts.sections:
+        decoder = Decoder(bitness, section.data, ip=section.address)
+        for ins in decoder:
+            word = table[ins.code]
+            if not word:
+                continue
+            ip = ins.ip
+            if word & _RANK_MASK:
+                hits.append((ip, ins.code))
+            if word & _ENDER:
+                enders.append(ip)
+            if word & (_CALL | _JUMP):
+                edge_from.append(ip)
+                edge_to.append(ins.near_branch_target)
+            if word & _PROBE:
+                probes.append(ip)
+        count += decoder.position  # bytes, reported as the size decoded
+    return count, hits, enders, edge_from, edge_to, probes
+
+
+def _boundaries(facts: CodeFacts) -> tuple[list[int], dict[int, tuple[str, bool]]]:
+    """Sorted function starts and start -> (name, exported)."""
+    names: dict[int, tuple[str, bool]] = {}
+    for fn in facts.functions:
+        old = names.get(fn.start)
+        # prefer an exported name, then the shortest (aliases: __foo vs foo)
+        if old is None or (fn.exported and not old[1]) or (
+            fn.exported == old[1] and len(fn.name) < len(old[0])
+        ):
+            names[fn.start] = (fn.name, fn.exported)
+    starts = sorted(set(names) | set(facts.unwind_starts) | {s.address for s in facts.sections})
+    return starts, names
+
+
+def audit(path: Path, *, arch_name: str = "amd64", debug_file: Path | None = None,
+          facts: CodeFacts | None = None) -> IsaAudit:
+    """Decode ``path``'s code and attribute every above-baseline instruction to a function."""
+    facts = facts or read_code(path, debug_file=debug_file)
+    size, hits, enders, edge_from, edge_to, probes = _scan_sections(facts, arch_name)
+    starts, names = _boundaries(facts)
+    section_ends = sorted((s.address, s.address + len(s.data)) for s in facts.sections)
+
+    def function_index(address: int) -> int:
+        return bisect.bisect_right(starts, address) - 1
+
+    def function_end(index: int) -> int:
+        start = starts[index]
+        nxt = starts[index + 1] if index + 1 < len(starts) else 2**64
+        for lo, hi in section_ends:
+            if lo <= start < hi:
+                return min(nxt, hi)
+        return nxt
+
+    def name_of(index: int) -> tuple[str, bool]:
+        start = starts[index]
+        if start in names:
+            return names[start]
+        # a static function of a stripped object: name it after the nearest symbol
+        for j in range(index - 1, max(index - 64, -1), -1):
+            if starts[j] in names:
+                return f"{names[starts[j]][0]}+0x{start - starts[j]:x}", False
+        return f"fun_{start:x}", False
+
+    def entry_end(index: int) -> int:
+        start = starts[index]
+        pos = bisect.bisect_left(enders, start)
+        first = enders[pos] if pos < len(enders) else 2**64
+        return min(first, function_end(index))
+
+    # functions with above-baseline code
+    audited: dict[int, FunctionAudit] = {}
+    for address, code in hits:
+        index = function_index(address)
+        if index < 0:
+            continue
+        fn = audited.get(index)
+        if fn is None:
+            name, exported = name_of(index)
+            fn = audited[index] = FunctionAudit(
+                name, starts[index], function_end(index), exported, entry_end=entry_end(index)
+            )
+        fn.hits.append((address, code))
+
+    # dispatch evidence of the object (rule 3)
+    evidence = []
+    if probes:
+        functions = len({function_index(p) for p in probes})
+        evidence.append(f"cpuid/xgetbv in {functions} function(s)")
+    ifuncs = [f for f in facts.functions if f.kind == "STT_GNU_IFUNC"]
+    if ifuncs:
+        evidence.append(f"{len({f.start for f in ifuncs})} IFUNC resolver(s)")
+    probe_imports = sorted(facts.imports & PROBE_IMPORTS)
+    if probe_imports:
+        evidence.append(f"imports {', '.join(probe_imports)}")
+
+    # rules 1 and 2: named clones and IFUNC-selected functions
+    resolver_targets = _resolver_targets(
+        facts, {f.start: function_end(function_index(f.start)) for f in ifuncs}, set(starts)
+    )
+    for fn in audited.values():
+        used = {n for _, c in fn.hits for n in _code_info(c, arch_name).features}
+        token = isa_token(fn.name, used) if fn.start in names else None
+        if token:
+            fn.dispatch_reason = f"dispatch target named for its ISA ({token})"
+        elif fn.start in resolver_targets:
+            fn.dispatch_reason = f"selected by IFUNC resolver {resolver_targets[fn.start]}"
+
+    # rule 4: functions that run unconditionally
+    roots = {f.start for f in facts.functions if f.exported and f.kind == "STT_FUNC"}
+    roots |= set(facts.init_array)
+    unconditional: set[int] = set()
+    todo = [r for r in roots if function_index(r) >= 0 and starts[function_index(r)] == r]
+    order = sorted(range(len(edge_from)), key=edge_from.__getitem__) if edge_from else []
+    sorted_from = [edge_from[i] for i in order]
+    while todo:
+        start = todo.pop()
+        if start in unconditional:
+            continue
+        unconditional.add(start)
+        index = function_index(start)
+        end_of_entry = entry_end(index)
+        lo = bisect.bisect_left(sorted_from, start)
+        hi = bisect.bisect_right(sorted_from, end_of_entry)  # the ending jmp itself counts
+        for k in range(lo, hi):
+            target = edge_to[order[k]]
+            t_index = function_index(target)
+            if t_index >= 0 and starts[t_index] == target and target != start:
+                todo.append(target)
+
+    producers = tuple(sorted({cu.producer for cu in facts.compile_units}))
+    return IsaAudit(
+        path=path,
+        arch=arch_name,
+        code_size=facts.code_size,
+        instructions=size,
+        functions=sorted(audited.values(), key=lambda f: f.start),
+        dispatch_evidence=evidence,
+        unconditional=unconditional,
+        producers=producers,
+    )
+
+
+def _resolver_targets(
+    facts: CodeFacts, resolvers: dict[int, int], start_set: set[int]
+) -> dict[int, str]:
+    """Function starts whose address an IFUNC resolver computes (``lea f(%rip)``)."""
+    result: dict[int, str] = {}
+    if not resolvers:
+        return result
+    names = {f.start: f.name for f in facts.functions if f.kind == "STT_GNU_IFUNC"}
+    for resolver, end in sorted(resolvers.items()):
+        for section in facts.sections:
+            lo = section.address
+            if not lo <= resolver < lo + len(section.data):
+                continue
+            # the resolver's own code, bounded by the next function start
+            offset = resolver - lo
+            length = min(end - resolver, 16384)
+            decoder = Decoder(facts.elf_class, section.data[offset: offset + length], ip=resolver)
+            for ins in decoder:
+                if ins.is_ip_rel_memory_operand:
+                    target = ins.ip_rel_memory_address
+                    if target in start_set:
+                        result.setdefault(target, names.get(resolver, f"0x{resolver:x}"))
+    return result
+
+
+def audit_many(paths: Iterable[Path], arch_name: str = "amd64") -> list[IsaAudit]:
+    return [audit(p, arch_name=arch_name) for p in paths]

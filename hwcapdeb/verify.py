@@ -1,0 +1,642 @@
+"""``hwcapdeb verify``: prove from the built files alone that a multi-build package is right.
+
+:func:`verify_paths` takes .deb files, .changes files or unpacked trees and
+returns a :class:`Report`: lintian-style findings, the dispatch matrix (which
+file each library resolves to on each CPU, and whether that file is safe
+there) and the bytes each variant adds.  Nothing is executed except the real
+loader for the host row of the matrix.
+
+Tags (severity):
+
+- ``missing-soname-link`` (E): a glibc-hwcaps directory lacks the SONAME name;
+  the loader looks up NEEDED names only, so the variant is never used.
+- ``abi-mismatch`` (E): a variant's SONAME, ELF class, machine or exported
+  dynamic symbols (with versions) differ from the baseline's.
+- ``isa-marker-mismatch`` (E/W): GNU_PROPERTY_X86_ISA_1_NEEDED above the
+  directory's level (glibc refuses the object: fatal) or a baseline marked
+  above baseline (E); a variant with no marker or one below its level (W).
+- ``isa-leak`` (E): code above the file's level that nothing dispatches at run
+  time (see :mod:`hwcapdeb.isa_scan` for the heuristic and DWARF evidence).
+- ``variant-adds-nothing`` (W): a variant identical to the next lower build or
+  using no instruction above it: pure bloat.
+- ``variant-without-baseline`` (E): a variant whose baseline is not shipped.
+- ``unknown-hwcaps-directory`` (W): glibc never searches that subdirectory.
+- ``unsafe-resolution`` (E): on some CPU of the matrix the loader picks a file
+  whose unguarded code needs features that CPU lacks.
+- ``loader-disagrees`` (E): the real loader picked another file than the model.
+- ``unreadable-file`` (E): a library that cannot be parsed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hwcapdeb import cpu as cpu_mod
+from hwcapdeb import loader, probe
+from hwcapdeb.debfile import PackageTree, open_inputs
+from hwcapdeb.elf import (
+    ElfFacts,
+    debug_file_for,
+    decode_isa_needed,
+    is_elf,
+    isa_needed_rank,
+    read_code,
+    read_elf,
+)
+from hwcapdeb.errors import HwcapdebError, InputError
+from hwcapdeb.isa_scan import IsaAudit, audit, level_table
+from hwcapdeb.profiles import Architecture, Level, architecture
+
+SEVERITY_LETTER = {"error": "E", "warning": "W", "info": "I"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One lintian-style finding: every verdict carries its reason."""
+
+    severity: str  # error, warning, info
+    tag: str
+    package: str
+    path: str  # inside the package: usr/lib/x86_64-linux-gnu/libfoo.so.1.2.3
+    message: str
+
+    def lintian_line(self) -> str:
+        letter = SEVERITY_LETTER[self.severity]
+        return f"{letter}: {self.package}: {self.tag} {self.path} ({self.message})"
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "severity": self.severity,
+            "tag": self.tag,
+            "package": self.package,
+            "path": self.path,
+            "message": self.message,
+        }
+
+
+@dataclass
+class Build:
+    """One build of a library: the baseline or one glibc-hwcaps variant."""
+
+    package: str
+    level: Level
+    file: Path  # the real file on disk
+    relpath: str  # its path inside the package
+    facts: ElfFacts
+    size: int
+    audit: IsaAudit | None = None
+
+
+@dataclass
+class Library:
+    """A library with variants: the builds of one SONAME in one library directory."""
+
+    soname: str
+    libdir: str  # relative, e.g. usr/lib/x86_64-linux-gnu
+    baseline: Build | None
+    variants: dict[str, Build] = field(default_factory=dict)  # level name -> build
+
+    @property
+    def builds(self) -> list[Build]:
+        return [b for b in [self.baseline, *self.variants.values()] if b is not None]
+
+    @property
+    def package(self) -> str:
+        return (self.baseline or next(iter(self.variants.values()))).package
+
+
+@dataclass(frozen=True)
+class SizeRow:
+    package: str
+    library: str
+    level: str
+    bytes: int
+
+
+@dataclass
+class Report:
+    """What ``hwcapdeb verify`` found; ``exit_code`` 1 if any finding is an error."""
+
+    findings: list[Finding]
+    matrix: list[Cell]
+    cpus: list[str]
+    sizes: list[SizeRow]
+    libraries: list[Library]
+    arch: str = "amd64"
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.errors else 0
+
+    def added_bytes(self) -> dict[str, int]:
+        """Package -> bytes its variants add over the baseline builds."""
+        totals: dict[str, int] = {}
+        for row in self.sizes:
+            if row.level != "baseline":
+                totals[row.package] = totals.get(row.package, 0) + row.bytes
+        return totals
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "arch": self.arch,
+            "findings": [f.to_json() for f in self.findings],
+            "matrix": [c.to_json() for c in self.matrix],
+            "cpus": self.cpus,
+            "sizes": [
+                {"package": r.package, "library": r.library, "level": r.level, "bytes": r.bytes}
+                for r in self.sizes
+            ],
+            "added_bytes": self.added_bytes(),
+            "libraries": [
+                {
+                    "soname": lib.soname,
+                    "libdir": lib.libdir,
+                    "package": lib.package,
+                    "builds": {b.level.name: b.relpath for b in lib.builds},
+                }
+                for lib in self.libraries
+            ],
+        }
+
+
+# --- discovery -----------------------------------------------------------------
+
+
+def _hwcaps_dirs(root: Path) -> Iterator[tuple[Path, Path]]:
+    """(library directory, glibc-hwcaps directory) pairs below ``root``."""
+    for dirpath, dirs, _files in os.walk(root):
+        if "glibc-hwcaps" in dirs:
+            yield Path(dirpath), Path(dirpath) / "glibc-hwcaps"
+        # debug files are evidence, never audited as libraries
+        dirs[:] = [d for d in dirs if d != "glibc-hwcaps" and not (
+            Path(dirpath) == root / "usr/lib" and d == "debug")]
+
+
+def _real_files(directory: Path) -> list[Path]:
+    return sorted(
+        p for p in directory.iterdir() if p.is_file() and not p.is_symlink() and is_elf(p)
+    )
+
+
+class _Collector:
+    def __init__(self, arch: Architecture) -> None:
+        self.arch = arch
+        self.findings: list[Finding] = []
+        self.libraries: dict[tuple[str, str, str], Library] = {}
+
+    def add(self, severity: str, tag: str, package: str, path: str, message: str) -> None:
+        self.findings.append(Finding(severity, tag, package, path, message))
+
+    def _build(self, tree: PackageTree, level: Level, file: Path) -> Build | None:
+        rel = file.relative_to(tree.root).as_posix()
+        try:
+            facts = read_elf(file)
+        except HwcapdebError as err:
+            self.add("error", "unreadable-file", tree.name, rel, err.message)
+            return None
+        return Build(tree.name, level, file, rel, facts, file.stat().st_size)
+
+    def collect(self, tree: PackageTree) -> None:
+        known = {lv.name: lv for lv in self.arch.levels}
+        for libdir, hwcaps in _hwcaps_dirs(tree.root):
+            rel_libdir = libdir.relative_to(tree.root).as_posix()
+            for sub in sorted(p for p in hwcaps.iterdir() if p.is_dir()):
+                rel_sub = sub.relative_to(tree.root).as_posix()
+                level = known.get(sub.name)
+                if level is None:
+                    self.add("warning", "unknown-hwcaps-directory", tree.name, rel_sub,
+                             f"glibc on {self.arch.arch} searches only "
+                             f"{', '.join(lv.name for lv in self.arch.search_order)}")
+                    continue
+                for file in _real_files(sub):
+                    build = self._build(tree, level, file)
+                    if build is None:
+                        continue
+                    soname = build.facts.soname or file.name
+                    lib = self._library(tree, libdir, rel_libdir, soname)
+                    if level.name in lib.variants:
+                        continue  # two real files for one SONAME: the link decides, checked below
+                    lib.variants[level.name] = build
+                    self._check_soname_link(tree, sub, build, soname)
+
+    def _library(self, tree: PackageTree, libdir: Path, rel_libdir: str, soname: str) -> Library:
+        key = (tree.name, rel_libdir, soname)
+        lib = self.libraries.get(key)
+        if lib is None:
+            lib = self.libraries[key] = Library(soname, rel_libdir, None)
+        if lib.baseline is None:
+            lib.baseline = self._find_baseline(tree, libdir, soname)
+        return lib
+
+    def _find_baseline(self, tree: PackageTree, libdir: Path, soname: str) -> Build | None:
+        link = libdir / soname
+        if link.exists():
+            target = link.resolve()
+            if target.is_file() and is_elf(target):
+                return self._build(tree, self.arch.baseline, target)
+        for file in _real_files(libdir) if libdir.is_dir() else []:
+            with contextlib.suppress(HwcapdebError):
+                if read_elf(file, with_exports=False).soname == soname:
+                    return self._build(tree, self.arch.baseline, file)
+        return None
+
+    def adopt_baselines(self, trees: Sequence[PackageTree]) -> None:
+        """A baseline may ship in another package of the same upload (same library dir)."""
+        for lib in self.libraries.values():
+            if lib.baseline is not None:
+                continue
+            for tree in trees:
+                libdir = tree.root / lib.libdir
+                if libdir.is_dir():
+                    lib.baseline = self._find_baseline(tree, libdir, lib.soname)
+                    if lib.baseline:
+                        break
+
+    def _check_soname_link(self, tree: PackageTree, sub: Path, build: Build, soname: str) -> None:
+        link = sub / soname
+        rel = build.relpath
+        if not link.exists() and not link.is_symlink():
+            self.add("error", "missing-soname-link", tree.name, rel,
+                     f"glibc-hwcaps/{sub.name} has no {soname}: the loader looks up the "
+                     "SONAME and never uses this variant")
+        elif not link.exists():
+            self.add("error", "missing-soname-link", tree.name, rel,
+                     f"{soname} in glibc-hwcaps/{sub.name} is a dangling link "
+                     f"(-> {os.readlink(link)})")
+        elif link.resolve().parent != sub.resolve():
+            self.add("error", "missing-soname-link", tree.name, rel,
+                     f"{soname} in glibc-hwcaps/{sub.name} points outside it "
+                     f"(-> {os.readlink(link)}): that is not this variant")
+
+
+# --- checks --------------------------------------------------------------------
+
+
+def _symbol_text(keys: Iterable[tuple[str, str | None]], limit: int = 3) -> str:
+    items = sorted(f"{n}@{v}" if v else n for n, v in keys)
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def check_abi(lib: Library, base: Build, var: Build, add: Any) -> None:
+    a, b = base.facts, var.facts
+    problems = []
+    if a.soname != b.soname:
+        problems.append(f"SONAME {b.soname} differs from the baseline's {a.soname}")
+    if a.elf_class != b.elf_class:
+        problems.append(f"ELF class {b.elf_class}-bit differs from the baseline's "
+                        f"{a.elf_class}-bit")
+    if a.machine != b.machine:
+        problems.append(f"machine {b.machine} differs from the baseline's {a.machine}")
+    base_keys = {s.key() for s in a.exports}
+    var_keys = {s.key() for s in b.exports}
+    missing, extra = base_keys - var_keys, var_keys - base_keys
+    if missing:
+        problems.append(f"lacks {_symbol_text(missing)}, exported by the baseline")
+    if extra:
+        problems.append(f"exports {_symbol_text(extra)}, which the baseline does not")
+    for problem in problems:
+        add("error", "abi-mismatch", var.package, var.relpath, problem)
+
+
+def check_marker(arch: Architecture, build: Build, add: Any) -> None:
+    if arch.marker != "x86-isa-1-needed":
+        return  # the only ISA marker glibc checks is x86's
+    bits = build.facts.isa_needed
+    rank = isa_needed_rank(bits)
+    level = build.level
+    names = "/".join(decode_isa_needed(bits or 0))
+    if build.level.is_baseline:
+        if rank > 0:
+            add("error", "isa-marker-mismatch", build.package, build.relpath,
+                f"the baseline's ISA marker needs {names}: glibc refuses to load it on "
+                "baseline CPUs")
+        return
+    if bits is None:
+        add("warning", "isa-marker-mismatch", build.package, build.relpath,
+            f"no ISA marker: the {level.name} flags may not have reached the compiler "
+            f"(build with -march={level.name} -mneeded or link with -Wl,-z,{level.name})")
+    elif rank > level.rank:
+        add("error", "isa-marker-mismatch", build.package, build.relpath,
+            f"ISA marker needs {names}, above glibc-hwcaps/{level.name}: glibc picks this "
+            f"directory on {level.name} CPUs and then refuses the file (fatal)")
+    elif rank < level.rank:
+        add("warning", "isa-marker-mismatch", build.package, build.relpath,
+            f"ISA marker says {names}, below its directory {level.name}: was it built "
+            f"with the {level.name} flags?")
+
+
+def _producer_flags(producers: Iterable[str]) -> list[str]:
+    flags: set[str] = set()
+    for producer in producers:
+        flags.update(re.findall(r"(?<!\S)-m(?:arch|tune)=\S+|(?<!\S)-m(?:no-)?(?:avx|sse|fma|bmi|"
+                                r"popcnt|lzcnt|movbe|f16c|aes|pclmul|sha)\S*", producer))
+    return sorted(f for f in flags if not f.startswith("-mtune"))
+
+
+def check_isa_leak(build: Build, add: Any, arch_name: str) -> None:
+    result = build.audit
+    if result is None:
+        return
+    table = level_table(arch_name)
+    leaks = result.leaks(build.level.rank)
+    if not leaks:
+        return
+    first = leaks[0]
+    features = "/".join(first.features)
+    where = "baseline" if build.level.is_baseline else build.level.name
+    message = f"{first.mnemonic} in {first.function}: {features} above {where}"
+    if first.rank >= table.beyond:
+        message = f"{first.mnemonic} in {first.function}: {features}, beyond every level"
+    flags = _producer_flags(result.producers)
+    if flags:
+        message += f"; DW_AT_producer: {' '.join(flags)}"
+    if len(leaks) > 1:
+        message += f"; {len(leaks) - 1} more function(s)"
+    message += f"; {first.reason.split(': ', 1)[1]}"
+    add("error", "isa-leak", build.package, build.relpath, message)
+
+
+def _text_bytes(build: Build) -> bytes:
+    try:
+        facts = read_code(build.file)
+    except HwcapdebError:
+        return b""
+    return b"".join(s.data for s in facts.sections if s.name == ".text")
+
+
+def check_adds_nothing(lib: Library, arch: Architecture, add: Any) -> None:
+    ordered = sorted(lib.builds, key=lambda b: b.level.rank)
+    for lower, var in itertools.pairwise(ordered):
+        if var.audit is None or lower.audit is None:
+            continue
+        if _text_bytes(var) == _text_bytes(lower):
+            add("warning", "variant-adds-nothing", var.package, var.relpath,
+                f"its code is identical to {lower.relpath}: {var.size} bytes of pure bloat")
+            continue
+        top = var.audit.max_rank
+        if top <= lower.level.rank:
+            used = level_table(arch.arch).level_name(top) if top else "baseline"
+            add("warning", "variant-adds-nothing", var.package, var.relpath,
+                f"uses no instruction above {lower.level.name} (its highest: {used}): "
+                f"{var.size} bytes of pure bloat")
+
+
+# --- the dispatch matrix --------------------------------------------------------
+
+#: matrix rows when none are given: baseline to AVX-512, plus this machine
+DEFAULT_CPUS = ("x86_64", "nehalem", "haswell", "skylake_avx512", "zen4", cpu_mod.HOST)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Which build of one library one CPU loads, and whether that build is safe there."""
+
+    cpu: str
+    library: str  # SONAME
+    package: str
+    resolved: str | None  # path inside the package; None if loading fails
+    level: str | None
+    safe: bool
+    reason: str
+    real: str | None = None  # what the real loader picked (host rows), or its error
+    agrees: bool | None = None  # None: the real loader was not asked
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cpu": self.cpu,
+            "library": self.library,
+            "package": self.package,
+            "resolved": self.resolved,
+            "level": self.level,
+            "safe": self.safe,
+            "reason": self.reason,
+            "real_loader": self.real,
+            "agrees": self.agrees,
+        }
+
+
+@dataclass(frozen=True)
+class _Row:
+    label: str
+    model: cpu_mod.CpuModel
+    tunables: str | None
+    real: bool  # ask the real loader too (the host and its masks)
+
+
+def _host_masks(model: cpu_mod.CpuModel) -> list[str]:
+    """GLIBC_TUNABLES masks that step the host down one level at a time."""
+    arch = architecture(model.arch)
+    top = cpu_mod.highest_level(model)
+    maskable = cpu_mod.feature_table().maskable
+    masks, removed = [], []
+    for level in reversed(arch.levels):
+        if level.rank > top.rank:
+            continue
+        first = next((f for f in level.adds if f in maskable and f in model.features), None)
+        if first is None:
+            break
+        removed.append(f"-{first}")
+        masks.append(f"glibc.cpu.hwcaps={','.join(removed)}")
+    return masks
+
+
+def cpu_rows(specs: Sequence[str] | None, arch: Architecture) -> list[_Row]:
+    """The matrix rows: named models, and the host with its stepping-down masks."""
+    rows = []
+    for spec in specs or DEFAULT_CPUS:
+        name, _, tunables = spec.partition(":")
+        model = cpu_mod.cpu_model(name, arch.arch)
+        is_host = name == cpu_mod.HOST
+        if tunables:
+            rows.append(_Row(spec, cpu_mod.apply_tunables(model, tunables), tunables, is_host))
+            continue
+        rows.append(_Row(name, model, None, is_host))
+        if is_host and specs is None:
+            for mask in _host_masks(model):
+                rows.append(_Row(f"host:{mask}", cpu_mod.apply_tunables(model, mask), mask, True))
+    return rows
+
+
+def _safety(build: Build | None, model: cpu_mod.CpuModel) -> tuple[bool, str]:
+    if build is None or build.audit is None:
+        return True, "not audited"
+    known = cpu_mod.feature_table().names
+    needed = build.audit.unguarded_features(0)
+    missing = sorted(f for f in needed if f in known and f not in model.features)
+    if missing:
+        return False, f"its code needs {'/'.join(missing)} without a run-time check"
+    bits = build.facts.isa_needed or 0
+    if bits and bits & model.isa_1 != bits:
+        return False, f"its ISA marker needs {'/'.join(decode_isa_needed(bits))}"
+    top = "/".join(sorted(needed)) or "nothing above baseline"
+    return True, f"unguarded code needs {top}"
+
+
+def dispatch_matrix(
+    trees: Sequence[PackageTree],
+    libraries: Sequence[Library],
+    arch: Architecture,
+    *,
+    cpus: Sequence[str] | None = None,
+    ask_loader: bool = True,
+) -> tuple[list[Cell], list[str]]:
+    """Resolve every library on every CPU row with the loader model (and the real loader)."""
+    if not libraries:
+        return [], []
+    rows = cpu_rows(cpus, arch)
+    cells = []
+    for lib in libraries:
+        by_path = {b.file.resolve(): b for b in lib.builds}
+        tree = next((t for t in trees if (t.root / lib.libdir).is_dir() and t.name == lib.package),
+                    None) or next(t for t in trees if (t.root / lib.libdir).is_dir())
+        libdir = tree.root / lib.libdir
+        # every library directory of the upload: a library may need its siblings
+        search = [libdir, *(t.root / lib.libdir for t in trees
+                            if t.root / lib.libdir != libdir and (t.root / lib.libdir).is_dir())]
+        for row in rows:
+            res = loader.resolve(lib.soname, row.model, library_path=search, system=False)
+            build = by_path.get(res.path.resolve()) if res.path else None
+            rel = build.relpath if build else (_relative(res.path, trees) if res.path else None)
+            if res.path is None:
+                safe, reason = False, res.error or "not found"
+            else:
+                safe, reason = _safety(build, row.model)
+            real, agrees = None, None
+            if ask_loader and row.real:
+                real, agrees = _ask_real_loader(lib.soname, search, row.tunables, res, trees)
+            cells.append(Cell(row.label, lib.soname, lib.package, rel,
+                              res.level.name if res.level else None, safe, reason, real, agrees))
+    return cells, [r.label for r in rows]
+
+
+def _relative(path: Path, trees: Sequence[PackageTree]) -> str:
+    for tree in trees:
+        with contextlib.suppress(ValueError):
+            return path.relative_to(tree.root).as_posix()
+    return str(path)
+
+
+def _ask_real_loader(
+    soname: str, search: Sequence[Path], tunables: str | None, res: loader.Resolution,
+    trees: Sequence[PackageTree],
+) -> tuple[str | None, bool | None]:
+    try:
+        result = probe.probe(soname, library_path=search, tunables=tunables)
+    except HwcapdebError as err:
+        return f"not asked: {err.message}", None
+    if result.path is None:
+        # both fail (e.g. a refused marker) or the model loads what the loader cannot
+        return f"error: {result.error}", res.path is None
+    same = res.path is not None and result.path.resolve() == res.path.resolve()
+    return _relative(result.path, trees), same
+
+
+# --- the whole run -------------------------------------------------------------
+
+
+def _debug_roots(trees: Sequence[PackageTree], extra: Sequence[Path]) -> list[Path]:
+    debug = [t.root for t in trees if t.is_debug]
+    return [*debug, *(t.root for t in trees if not t.is_debug), *extra]
+
+
+def verify_trees(
+    trees: Sequence[PackageTree],
+    *,
+    cpus: Sequence[str] | None = None,
+    arch_name: str = "amd64",
+    debug_roots: Sequence[Path] = (),
+    probe: bool = True,
+) -> Report:
+    """Check every library with variants in the (already unpacked) ``trees``."""
+    arch = architecture(arch_name)
+    arch.require_hwcaps()
+    collector = _Collector(arch)
+    for tree in trees:
+        if not tree.is_debug:
+            collector.collect(tree)
+    collector.adopt_baselines([t for t in trees if not t.is_debug])
+    add = collector.add
+    roots = _debug_roots(trees, debug_roots)
+    libraries = sorted(collector.libraries.values(), key=lambda lib: (lib.libdir, lib.soname))
+    sizes: list[SizeRow] = []
+    for lib in libraries:
+        for build in lib.builds:
+            try:
+                debug = debug_file_for(build.facts.build_id, roots)
+                build.audit = audit(build.file, arch_name=arch_name, debug_file=debug)
+            except HwcapdebError as err:
+                add("error", "unreadable-file", build.package, build.relpath, err.message)
+            sizes.append(SizeRow(build.package, lib.soname, build.level.name, build.size))
+        base = lib.baseline
+        if base is None:
+            for var in lib.variants.values():
+                add("error", "variant-without-baseline", var.package, var.relpath,
+                    f"no baseline {lib.soname} in {lib.libdir}: CPUs below "
+                    f"{var.level.name} cannot load the library at all")
+        else:
+            check_marker(arch, base, add)
+            check_isa_leak(base, add, arch_name)
+        for var in lib.variants.values():
+            if base is not None:
+                check_abi(lib, base, var, add)
+            check_marker(arch, var, add)
+            check_isa_leak(var, add, arch_name)
+        check_adds_nothing(lib, arch, add)
+    cells, cpu_names = dispatch_matrix(trees, libraries, arch, cpus=cpus, ask_loader=probe)
+    # a file already flagged (leak, marker) is not flagged again per CPU
+    flagged = {(f.package, f.path) for f in collector.findings if f.severity == "error"}
+    for cell in cells:
+        if not cell.safe and cell.resolved is not None and (
+            (cell.package, cell.resolved) not in flagged
+        ):
+            flagged.add((cell.package, cell.resolved))
+            add("error", "unsafe-resolution", cell.package, cell.resolved,
+                f"on {cell.cpu} the loader picks this file, but {cell.reason}")
+        if cell.agrees is False:
+            add("error", "loader-disagrees", cell.package, cell.resolved or cell.library,
+                f"on {cell.cpu} the real loader picks {cell.real} but the model says "
+                f"{cell.resolved}")
+    findings = sorted(collector.findings, key=lambda f: (
+        {"error": 0, "warning": 1, "info": 2}[f.severity], f.package, f.path, f.tag))
+    return Report(findings, cells, cpu_names, sizes, libraries, arch_name)
+
+
+def verify_paths(
+    paths: Sequence[Path | str],
+    *,
+    cpus: Sequence[str] | None = None,
+    arch_name: str = "amd64",
+    debug_roots: Sequence[Path] = (),
+    probe: bool = True,
+    scratch: Path | None = None,
+) -> Report:
+    """Verify .deb files, .changes files or directory trees.
+
+    ``cpus``: matrix rows (archspec names, ``host``, ``host:glibc.cpu.hwcaps=-AVX2``,
+    saved cpuinfo files); default :data:`DEFAULT_CPUS`.  ``debug_roots``: extra roots
+    holding ``usr/lib/debug/.build-id`` (``/`` for the installed -dbgsym packages).
+    ``probe``: also ask the real loader for the host rows.  Raises InputError for
+    unreadable inputs (the CLI maps that to exit 2).
+    """
+    if not paths:
+        raise InputError("nothing to verify", hint="give .deb, .changes files or directories")
+    with contextlib.ExitStack() as stack:
+        work = scratch or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="hwcapdeb-"))
+        )
+        trees = open_inputs([Path(p) for p in paths], work)
+        return verify_trees(trees, cpus=cpus, arch_name=arch_name, debug_roots=debug_roots,
+                            probe=probe)
