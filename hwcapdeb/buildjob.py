@@ -138,6 +138,8 @@ def read_dsc(path: Path) -> tuple[str, str]:
 
 def check_source(source: Path) -> None:
     """Refuse an input that is neither a source tree nor a readable .dsc."""
+    if not source.exists():
+        raise InputError(f"{source} does not exist", hint="pass a source tree or a .dsc file")
     if source.is_dir():
         if not (source / "debian").is_dir():
             raise InputError(
@@ -147,14 +149,10 @@ def check_source(source: Path) -> None:
         if not (source / "debian" / "control").is_file():
             raise InputError(f"{source}/debian has no control file")
         source_identity(source)
-    elif source.is_file() or source.suffix == ".dsc":
-        if source.suffix != ".dsc":
-            raise InputError(
-                f"{source} is not a .dsc file", hint="pass a source tree or a .dsc file"
-            )
-        read_dsc(source)
+    elif source.suffix != ".dsc":
+        raise InputError(f"{source} is not a .dsc file", hint="pass a source tree or a .dsc file")
     else:
-        raise InputError(f"{source} does not exist")
+        read_dsc(source)
 
 
 def scratch_tree(source: Path, work: Path) -> Path:

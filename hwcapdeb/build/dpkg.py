@@ -83,28 +83,20 @@ def host_arch(env: Mapping[str, str] | None = None) -> str:
 def split_deps(text: str) -> list[str]:
     """Split dpkg-checkbuilddeps' space-joined list into the relations it names.
 
-    It prints relations separated by spaces, with version constraints in
-    parentheses and architecture lists in brackets; commas never occur.
+    It prints relations separated by spaces (no commas), each a name followed
+    by an optional ``(op version)``, alternatives joined with ``|``.
     """
     deps: list[str] = []
     depth = 0
-    current = ""
     for token in text.split():
-        current = f"{current} {token}" if current else token
-        depth += token.count("(") + token.count("[") - token.count(")") - token.count("]")
-        if depth <= 0 and not current.endswith("|") and token != "|":
-            deps.append(current)
-            current = ""
-            depth = 0
-    if current:
-        deps.append(current)
-    merged: list[str] = []
-    for dep in deps:  # "a | b" alternatives come as separate tokens: rejoin them
-        if merged and (merged[-1].endswith("|") or dep.startswith("|")):
-            merged[-1] = f"{merged[-1]} {dep}"
+        attach = depth > 0 or token[0] in "([|" or (deps and deps[-1].endswith("|"))
+        if attach and deps:
+            deps[-1] = f"{deps[-1]} {token}"
         else:
-            merged.append(dep)
-    return merged
+            deps.append(token)
+        depth += token.count("(") + token.count("[") - token.count(")") - token.count("]")
+        depth = max(depth, 0)
+    return deps
 
 
 def build_options(current: str, *, jobs: int, nocheck: bool) -> str:

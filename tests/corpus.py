@@ -1,0 +1,81 @@
+"""Real Debian source packages for integration tests and benchmarks.
+
+``apt-get source --download-only`` fetches bookworm's sources once into a cache
+outside the repository (``$HWCAPDEB_CORPUS_DIR``, default
+``~/.cache/hwcapdeb/corpus``); later runs reuse the cached .dsc.  Needs a
+``deb-src`` entry (scripts/setup adds one).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from debian.debian_support import Version
+
+#: the packages the acceptance tests rebuild (varied build systems and rules styles)
+PACKAGES = ("xxhash", "lz4", "libzstd", "zlib", "libdeflate", "libyaml", "libsodium")
+
+#: packages whose own test suites take seconds: CI runs them against every variant
+QUICK_TESTS = ("xxhash", "libyaml")
+
+
+def corpus_dir() -> Path:
+    configured = os.environ.get("HWCAPDEB_CORPUS_DIR")
+    base = Path(configured) if configured else Path.home() / ".cache" / "hwcapdeb" / "corpus"
+    base.mkdir(parents=True, exist_ok=True)
+    return base
+
+
+def full_corpus() -> bool:
+    """HWCAPDEB_FULL_CORPUS=1: every package with its whole test suite."""
+    return os.environ.get("HWCAPDEB_FULL_CORPUS", "") not in ("", "0", "no")
+
+
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    # pytest-xdist workers may fetch at once; apt-get source must not race itself.
+    with (directory / ".lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _cached_dsc(directory: Path, name: str) -> Path | None:
+    pattern = re.compile(rf"^{re.escape(name)}_(?P<version>[^_]+)\.dsc$")
+    found = []
+    for path in directory.glob(f"{name}_*.dsc"):
+        match = pattern.match(path.name)
+        if match:
+            found.append((Version(match.group("version")), path))
+    return max(found)[1] if found else None
+
+
+def fetch(name: str) -> Path:
+    """The .dsc of source package ``name`` in the cache, fetched if not there yet."""
+    directory = corpus_dir()
+    with _locked(directory):
+        dsc = _cached_dsc(directory, name)
+        if dsc is not None:
+            return dsc
+        result = subprocess.run(
+            ["apt-get", "source", "--download-only", "-qq", name],
+            cwd=directory,
+            text=True,
+            capture_output=True,
+            check=False,
+        )
+        dsc = _cached_dsc(directory, name)
+        if result.returncode != 0 or dsc is None:
+            raise RuntimeError(
+                f"apt-get source {name} failed (exit {result.returncode}): "
+                f"{result.stderr.strip()[-400:]}; is there a deb-src entry (scripts/setup)?"
+            )
+        return dsc
