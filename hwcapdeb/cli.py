@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "build": "hwcapdeb.commands.build",
     "verify": "hwcapdeb.commands.verify",
     "sbuild-config": "hwcapdeb.commands.sbuild_config",
+    "sbuild-hook": "hwcapdeb.commands.sbuild_hook",
     "bench": "hwcapdeb.commands.bench",
 }
 

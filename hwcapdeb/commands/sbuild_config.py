@@ -1,0 +1,89 @@
+"""``hwcapdeb sbuild-config``: print the ~/.sbuildrc snippet, or check an existing file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hwcapdeb.build.dpkg import host_arch
+from hwcapdeb.build.sbuild import DEFAULT_MIRROR, Preflight, _host_codename, preflight
+from hwcapdeb.errors import HwcapdebError
+from hwcapdeb.profiles import ProfileRegistry
+from hwcapdeb.sbuildrc import RcFinding, SbuildSettings, check_rc, read_rc, render
+
+
+@click.command("sbuild-config")
+@click.option(
+    "--profile",
+    "profile_names",
+    multiple=True,
+    help="Convert every package sbuild builds with these profiles (rebuild campaign).",
+)
+@click.option("--dist", help="Distribution to build for (default: the changelog's).")
+@click.option(
+    "--chroot-mode",
+    default="unshare",
+    show_default=True,
+    help="sbuild chroot mode the snippet sets.",
+)
+@click.option("--no-verify", is_flag=True, help="Leave out the post-build verify hook.")
+@click.option(
+    "--check",
+    "check_file",
+    is_flag=False,
+    flag_value="~/.sbuildrc",
+    default=None,
+    metavar="[FILE]",
+    help="Check FILE (default ~/.sbuildrc) and this machine instead of printing; exit 1 if "
+    "anything is missing.",
+)
+@click.option(
+    "--mirror",
+    default=DEFAULT_MIRROR,
+    show_default=True,
+    help="Archive the check expects to reach.",
+)
+@click.pass_context
+def command(
+    ctx: click.Context,
+    profile_names: tuple[str, ...],
+    dist: str | None,
+    chroot_mode: str,
+    no_verify: bool,
+    check_file: str | None,
+    mirror: str,
+) -> None:
+    """Print the ~/.sbuildrc snippet that builds in unshare mode and verifies every build.
+
+    With --profile, the snippet also converts each package sbuild builds (save it
+    as its own file and select it with SBUILD_CONFIG=FILE).  With --check, report
+    what an existing sbuildrc, or this machine, lacks.
+    """
+    profiles: tuple[str, ...] = ()
+    if profile_names:
+        arch = host_arch()
+        profiles = tuple(p.name for p in ProfileRegistry().resolve_many(list(profile_names), arch))
+    settings = SbuildSettings(
+        chroot_mode=chroot_mode, distribution=dist, verify=not no_verify, profiles=profiles
+    )
+    if check_file is None:
+        click.echo(render(settings), nl=False)
+        return
+    path = Path(check_file).expanduser()
+    findings: list[RcFinding] = check_rc(read_rc(path), settings)
+    try:
+        preflight(
+            Preflight(
+                dist=dist or _host_codename(),
+                arch=host_arch(),
+                chroot_mode=chroot_mode,
+                mirror=mirror,
+            )
+        )
+    except HwcapdebError as err:
+        findings.append(RcFinding("machine-not-ready", str(err)))
+    for finding in findings:
+        click.echo(f"E: {path}: {finding.tag} {finding.message}")
+    if findings:
+        ctx.exit(1)
