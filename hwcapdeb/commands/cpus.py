@@ -1,0 +1,51 @@
+"""``hwcapdeb cpus``: named CPUs, the highest glibc-hwcaps level each reaches, and why not more."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from hwcapdeb.cpu import (
+    HOST,
+    REPRESENTATIVE_CPUS,
+    CpuModel,
+    cpu_model,
+    highest_level,
+    why_not,
+)
+from hwcapdeb.output import emit_json
+from hwcapdeb.profiles import architecture
+
+
+def _next_gap(model: CpuModel) -> tuple[str | None, list[str]]:
+    arch = architecture(model.arch)
+    best = highest_level(model)
+    nxt = next((lv for lv in arch.all_levels if lv.rank == best.rank + 1), None)
+    return (nxt.name, why_not(model, nxt)) if nxt else (None, [])
+
+
+@click.command("cpus")
+@click.option("--arch", "arch_name", default="amd64", show_default=True,
+              help="Debian architecture.")
+@click.option("--cpu", "extra", multiple=True, metavar="CPU",
+              help="Also show this CPU (archspec name or saved dump); repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def command(arch_name: str, extra: tuple[str, ...], as_json: bool) -> None:
+    """Named CPUs with the highest glibc-hwcaps level each loads, and what the next one needs."""
+    models = [cpu_model(name, arch_name) for name in (*REPRESENTATIVE_CPUS, *extra)]
+    models.append(cpu_model(HOST, arch_name))
+    if as_json:
+        emit_json({"arch": arch_name, "cpus": [m.to_json() for m in models]})
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("cpu", "level", "qemu", "next level needs"):
+        table.add_column(column)
+    for model in models:
+        nxt, missing = _next_gap(model)
+        gap = f"{nxt}: {' '.join(missing)}" if nxt else "-"
+        table.add_row(model.name, highest_level(model).name, model.qemu_cpu or "-", gap)
+    console = Console(width=200) if not Console().is_terminal else Console()
+    console.print(table)
+    host = models[-1]
+    click.echo(f"host: {host.source}")

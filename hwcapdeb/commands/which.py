@@ -1,0 +1,106 @@
+"""``hwcapdeb which SONAME``: which file the loader picks for a CPU, and why.
+
+The answer comes from the model (hwcapdeb.loader); for the host CPU the real
+loader is asked too (hwcapdeb.probe) and a disagreement is an error (exit 1).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hwcapdeb.cpu import HOST, apply_tunables, cpu_model, hwcaps_tunable
+from hwcapdeb.loader import NOT_SEARCHED, Resolution, resolve, split_list
+from hwcapdeb.output import emit_json
+from hwcapdeb.probe import ProbeResult, probe
+
+
+def _agreement(res: Resolution, real: ProbeResult) -> str | None:
+    """None if the real loader agrees, else what differs."""
+    if res.path is not None and real.path is not None:
+        if Path(res.path) == Path(real.path):
+            return None
+        return f"the model says {res.path}, the real loader loads {real.path}"
+    if res.path is None and real.path is None:
+        return None
+    if res.path is None:
+        return f"the model says loading fails ({res.error}), the real loader loads {real.path}"
+    return f"the model says {res.path}, the real loader fails ({real.error})"
+
+
+@click.command("which")
+@click.argument("soname")
+@click.option("--cpu", "cpu_spec", default=HOST, show_default=True,
+              help="host, an archspec name (haswell, zen4, x86_64_v2...) or a saved "
+                   "/proc/cpuinfo or 'ld.so --list-diagnostics' file.")
+@click.option("--arch", "arch_name", default="amd64", show_default=True,
+              help="Debian architecture.")
+@click.option("--glibc-tunables", "tunables", metavar="T",
+              help="GLIBC_TUNABLES string, e.g. 'glibc.cpu.hwcaps=-AVX2'.")
+@click.option("--library-path", "library_path", multiple=True, metavar="P",
+              help="Directories searched first, like LD_LIBRARY_PATH (colon list; repeatable).")
+@click.option("--root", type=click.Path(path_type=Path), metavar="R",
+              help="Sysroot whose etc/ld.so.conf and system directories are searched "
+                   "(default: this system).")
+@click.option("--hwcaps-prepend", metavar="L", help="As ld.so --glibc-hwcaps-prepend.")
+@click.option("--hwcaps-mask", metavar="L", help="As ld.so --glibc-hwcaps-mask.")
+@click.option("-v", "--verbose", is_flag=True, help="Show every path the loader tries.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def command(
+    soname: str, cpu_spec: str, arch_name: str, tunables: str | None,
+    library_path: tuple[str, ...], root: Path | None, hwcaps_prepend: str | None,
+    hwcaps_mask: str | None, verbose: bool, as_json: bool,
+) -> None:
+    """Show which file the dynamic loader loads for SONAME, and why."""
+    if tunables is not None:
+        hwcaps_tunable(tunables)  # malformed strings fail before any work
+    base = cpu_model(cpu_spec, arch_name)
+    cpu = apply_tunables(base, tunables)
+    dirs = split_list(list(library_path)) or []
+    res = resolve(soname, cpu, library_path=dirs, root=root,
+                  hwcaps_prepend=hwcaps_prepend, hwcaps_mask=hwcaps_mask)
+    real: ProbeResult | None = None
+    disagreement = None
+    if cpu_spec == HOST and root is None:
+        real = probe(soname, library_path=dirs, tunables=tunables, hwcaps_prepend=hwcaps_prepend,
+                     hwcaps_mask=hwcaps_mask, arch=arch_name)
+        disagreement = _agreement(res, real)
+    ctx = click.get_current_context()
+    if as_json:
+        emit_json({
+            "soname": soname,
+            "path": str(res.path) if res.path else None,
+            "level": res.level.name if res.level else None,
+            "error": res.error,
+            "trace": [s.to_json() for s in res.trace],
+            "cpu": cpu.to_json(),
+            "real_loader": None if real is None else {
+                "path": str(real.path) if real.path else None,
+                "error": real.error,
+                "argv": list(real.argv),
+                "agrees": disagreement is None,
+            },
+        })
+    else:
+        for note in cpu.ignored_tunables:
+            click.echo(f"hwcapdeb: warning: glibc ignores {note}", err=True)
+        if verbose:
+            click.echo(f"cpu: {cpu.name} ({cpu.source})")
+            for step in res.trace:
+                if step.verdict != NOT_SEARCHED or verbose:
+                    click.echo(f"  {step.verdict:12} {step.path}: {step.reason}")
+        if res.path is not None:
+            level = res.level.name if res.level else "prepended"
+            click.echo(f"{soname} => {res.path} ({level})")
+        else:
+            click.echo(f"{soname}: not loaded: {res.error}")
+        if real is not None and disagreement is None:
+            click.echo("real loader: agrees")
+    if disagreement is not None:
+        assert real is not None
+        click.echo(f"hwcapdeb: warning: real loader disagrees: {disagreement} "
+                   f"(ran: {real.command})", err=True)
+        ctx.exit(1)
+    if res.path is None:
+        ctx.exit(1)
