@@ -15,6 +15,7 @@ display.
 from __future__ import annotations
 
 import contextlib
+import glob
 import importlib
 import os
 import re
@@ -156,18 +157,25 @@ def check_source(source: Path) -> None:
 
 
 def scratch_tree(source: Path, work: Path) -> Path:
-    """Copy or unpack ``source`` into ``work``; the returned tree is ours to change."""
+    """Copy or unpack ``source`` into ``work``; the returned tree is ours to change.
+
+    The upstream tarballs end up beside the tree (dpkg-source -x copies them).
+    """
     if source.is_dir():
         name, version = source_identity(source)
         upstream = version.rsplit("-", 1)[0]
         tree = work / f"{name}-{upstream}"
         shutil.copytree(source, tree, symlinks=True, ignore=shutil.ignore_patterns(*_VCS))
+        # Upstream tarballs beside the tree go beside the copy too: dpkg-source -b
+        # (the sbuild builder) needs them for a non-native format.
+        for orig in source.parent.glob(f"{glob.escape(name)}_{glob.escape(upstream)}.orig*"):
+            (work / orig.name).symlink_to(orig.resolve())
         return tree
     name, version = read_dsc(source)
     upstream = version.split(":", 1)[-1].rsplit("-", 1)[0]
     tree = work / f"{name}-{upstream}"
     result = run(
-        ["dpkg-source", "--no-copy", "-x", source.resolve(), tree],
+        ["dpkg-source", "-x", source.resolve(), tree],
         cwd=work,
         check=False,
         env={**os.environ, "LC_ALL": "C.UTF-8"},
