@@ -52,7 +52,7 @@ from hwcapdeb.tools import run
 APPLY_SCRIPT_TEXT = r"""#!/bin/sh
 # hwcapdeb: apply the conversion prepared on the host (hwcapdeb sbuild-hook prepare)
 set -eu
-state=__STATE__
+state=${HWCAPDEB_STATE_DIR:-__STATE__}
 dir=${1:?usage: apply PKGBUILD_DIR}
 fail() { echo "hwcapdeb: error: $*" >&2; exit 1; }
 [ -f "$state/delta.tar" ] || fail "no prepared conversion in the chroot; add the \

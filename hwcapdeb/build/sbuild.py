@@ -166,14 +166,14 @@ def preflight(p: Preflight) -> None:
                 raise InputError(
                     f"chroot tarball {p.chroot} does not exist",
                     hint="create it with '"
-                    + " ".join(mmdebstrap_command(p.dist, p.arch, Path(p.chroot).parent))
+                    + shlex.join(mmdebstrap_command(p.dist, p.arch, Path(p.chroot).parent))
                     + "'",
                 )
         elif (
             p.need_tarball and p.chroot is None and chroot_tarball(p.dist, p.arch, p.cache) is None
         ):
             mirror = p.mirror or DEFAULT_MIRROR
-            command = " ".join(mmdebstrap_command(p.dist, p.arch, p.cache, mirror))
+            command = shlex.join(mmdebstrap_command(p.dist, p.arch, p.cache, mirror))
             raise MissingToolError(
                 f"no {p.dist}-{p.arch} chroot tarball in {p.cache}",
                 hint=f"create it with '{command}'"
