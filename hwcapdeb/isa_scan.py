@@ -183,6 +183,41 @@ def _scan_table(arch_name: str) -> list[int]:
     return flags
 
 
+#: ISA options of a DW_AT_producer string (gcc records them, -grecord-gcc-switches)
+_PRODUCER_ISA = re.compile(
+    r"(?<!\S)(-march=\S+|-m(?:no-)?(?:avx\S*|sse\S*|ssse3|fma\S*|bmi\S*|popcnt|lzcnt|movbe|"
+    r"f16c|aes|pclmul|sha|adx|rdrnd|rdseed|vaes|vpclmulqdq|gfni|xop|abm))(?!\S)"
+)
+#: gcc macro name -> CPUID feature name, where they differ
+_MACRO_FEATURE = {"BMI": "BMI1", "PCLMUL": "PCLMULQDQ", "RDRND": "RDRAND", "SHA": "SHA"}
+
+
+def producer_isa_flags(producer: str) -> tuple[str, ...]:
+    """The ISA options (``-march=haswell``, ``-mavx2``) of one DW_AT_producer string."""
+    return tuple(_PRODUCER_ISA.findall(producer))
+
+
+@cache
+def flags_rank(flags: tuple[str, ...], arch_name: str = "amd64") -> int:
+    """Level rank the compiler may assume with ``flags``: the compiler itself says.
+
+    -1 when the compiler is missing or rejects the flags (no evidence then).
+    """
+    from hwcapdeb.errors import HwcapdebError
+    from hwcapdeb.profiles import compiler_feature_macros
+
+    if not flags:
+        return 0
+    try:
+        macros = compiler_feature_macros("gcc", flags)
+    except HwcapdebError:
+        return -1
+    table = level_table(arch_name)
+    known = set(table.rank_of) | set(FEATURE_NAMES.values())
+    features = {_MACRO_FEATURE.get(m, m) for m in macros} & known
+    return max((table.feature_rank(f) for f in features), default=0)
+
+
 @dataclass
 class FunctionAudit:
     """One function that contains instructions above the baseline."""
@@ -234,6 +269,8 @@ class IsaAudit:
     unconditional: set[int]
     #: DW_AT_producer strings of compile units, when debug info was at hand
     producers: tuple[str, ...] = ()
+    #: (low, high, rank its flags allow, flags) per compile unit: the exact evidence
+    unit_ranks: tuple[tuple[int, int, int, str], ...] = ()
 
     @property
     def features(self) -> frozenset[str]:
@@ -280,6 +317,10 @@ class IsaAudit:
     def _judge(self, fn: FunctionAudit, rank: int) -> tuple[bool, str]:
         if fn.dispatch_reason:
             return True, fn.dispatch_reason
+        for low, high, unit_rank, flags in self.unit_ranks:
+            # the whole compile unit was built to assume the ISA: nothing in it can dispatch
+            if low <= fn.start < high and unit_rank > rank:
+                return False, f"its compile unit was built with {flags} (DW_AT_producer)"
         if not self.dispatch_evidence:
             return False, "nothing in this object detects the CPU (no cpuid, IFUNC or __cpu_model)"
         in_entry = [
@@ -327,7 +368,8 @@ def isa_token(name: str, features: Iterable[str] = ()) -> str | None:
     for token in [*windows, *(t.lower() for t in camel)]:
         isa = _ISA_TOKEN.match(token)
         if isa:
-            return isa.group(0)
+            word = isa.group(0)
+            return word if "_" in word else re.split(r"[_]", token)[0]
         lowered = token.lower()
         for prefix, needs in _CRYPTO_TOKENS.items():
             if lowered.startswith(prefix) and used.intersection(needs):
@@ -479,6 +521,13 @@ def audit(path: Path, *, arch_name: str = "amd64", debug_file: Path | None = Non
                 todo.append(target)
 
     producers = tuple(sorted({cu.producer for cu in facts.compile_units}))
+    unit_ranks: list[tuple[int, int, int, str]] = []
+    for cu in facts.compile_units:
+        flags = producer_isa_flags(cu.producer)
+        unit_rank = flags_rank(flags, arch_name)
+        march = [f for f in flags if f.startswith("-march=")]
+        shown = " ".join(march or list(flags[:4]))
+        unit_ranks.extend((lo, hi, unit_rank, shown) for lo, hi in cu.ranges)
     return IsaAudit(
         path=path,
         arch=arch_name,
@@ -488,6 +537,7 @@ def audit(path: Path, *, arch_name: str = "amd64", debug_file: Path | None = Non
         dispatch_evidence=evidence,
         unconditional=unconditional,
         producers=producers,
+        unit_ranks=tuple(unit_ranks),
     )
 
 

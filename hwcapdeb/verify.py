@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import re
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -224,12 +223,22 @@ class _Collector:
                     build = self._build(tree, level, file)
                     if build is None:
                         continue
-                    soname = build.facts.soname or file.name
+                    soname = self._group_name(libdir, file, build)
                     lib = self._library(tree, libdir, rel_libdir, soname)
                     if level.name in lib.variants:
                         continue  # two real files for one SONAME: the link decides, checked below
                     lib.variants[level.name] = build
                     self._check_soname_link(tree, sub, build, soname)
+
+    def _group_name(self, libdir: Path, file: Path, build: Build) -> str:
+        """The SONAME a variant belongs to: its baseline's (same file name), else its own."""
+        twin = libdir / file.name
+        if twin.is_file() and is_elf(twin):
+            with contextlib.suppress(HwcapdebError):
+                soname = read_elf(twin, with_exports=False).soname
+                if soname:
+                    return soname
+        return build.facts.soname or file.name
 
     def _library(self, tree: PackageTree, libdir: Path, rel_libdir: str, soname: str) -> Library:
         key = (tree.name, rel_libdir, soname)
@@ -338,14 +347,6 @@ def check_marker(arch: Architecture, build: Build, add: Any) -> None:
             f"with the {level.name} flags?")
 
 
-def _producer_flags(producers: Iterable[str]) -> list[str]:
-    flags: set[str] = set()
-    for producer in producers:
-        flags.update(re.findall(r"(?<!\S)-m(?:arch|tune)=\S+|(?<!\S)-m(?:no-)?(?:avx|sse|fma|bmi|"
-                                r"popcnt|lzcnt|movbe|f16c|aes|pclmul|sha)\S*", producer))
-    return sorted(f for f in flags if not f.startswith("-mtune"))
-
-
 def check_isa_leak(build: Build, add: Any, arch_name: str) -> None:
     result = build.audit
     if result is None:
@@ -360,9 +361,6 @@ def check_isa_leak(build: Build, add: Any, arch_name: str) -> None:
     message = f"{first.mnemonic} in {first.function}: {features} above {where}"
     if first.rank >= table.beyond:
         message = f"{first.mnemonic} in {first.function}: {features}, beyond every level"
-    flags = _producer_flags(result.producers)
-    if flags:
-        message += f"; DW_AT_producer: {' '.join(flags)}"
     if len(leaks) > 1:
         message += f"; {len(leaks) - 1} more function(s)"
     message += f"; {first.reason.split(': ', 1)[1]}"
