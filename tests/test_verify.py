@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -30,13 +30,14 @@ def make_deb(
     *,
     levels: Sequence[str] = LEVELS,
     soname_links: bool = True,
-    flags_for: dict[str, Sequence[str]] | None = None,
+    flags_for: Mapping[str, Sequence[str]] | None = None,
     tweak: Callable[[Path], None] | None = None,
 ) -> Path:
     """A real .deb of a baseline + glibc-hwcaps library, built with dpkg-deb."""
     staging = tmp / f"{name}-staging"
     libdir = staging / MULTIARCH
-    install_variant_tree(libdir, levels=levels, soname_links=soname_links, flags_for=flags_for)
+    install_variant_tree(libdir, levels=levels, soname_links=soname_links,
+                         flags_for=dict(flags_for) if flags_for else None)
     if tweak:
         tweak(libdir)
     (staging / "DEBIAN").mkdir(parents=True, exist_ok=True)
