@@ -1,0 +1,121 @@
+"""The instruction audit on real gcc output and on this machine's own libraries."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hwcapdeb.elf import debug_file_for, read_code, shared_objects
+from hwcapdeb.isa_scan import audit, isa_token, producer_isa_flags
+from tests.elfbuild import compile_library
+
+CTZ_CLZ = "int hw_ctz(unsigned x) { return __builtin_ctz(x); }\n" \
+          "int hw_clz(unsigned x) { return __builtin_clz(x); }\n"
+CPUID_FN = "#include <cpuid.h>\n" \
+           "int hw_has_avx2(void) { unsigned a, b, c, d; __cpuid_count(7, 0, a, b, c, d);" \
+           " return (b >> 5) & 1; }\n"
+
+
+def multiarch_dir() -> Path:
+    out = subprocess.run(["dpkg-architecture", "-qDEB_HOST_MULTIARCH"], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    return Path("/usr/lib") / out
+
+
+def test_tzcnt_is_not_a_leak_but_lzcnt_is(tmp_path: Path) -> None:
+    plain = compile_library(tmp_path / "plain.so", source=CTZ_CLZ)
+    objdump = subprocess.run(["objdump", "-d", str(plain)], capture_output=True, text=True).stdout
+    assert "tzcnt" in objdump  # GCC's baseline 'rep bsf': runs as BSF on any x86-64
+    assert audit(plain).findings(0) == []
+    lz = compile_library(tmp_path / "lz.so", source=CTZ_CLZ, cflags=["-march=x86-64", "-mlzcnt"])
+    (leak,) = audit(lz).leaks(0)
+    assert (leak.function, leak.mnemonic, leak.features) == ("hw_clz", "lzcnt", ("LZCNT",))
+
+
+def test_march_v3_baseline_leaks_and_names_the_function(tmp_path: Path) -> None:
+    lib = compile_library(tmp_path / "v3.so", cflags=["-march=x86-64-v3"])
+    result = audit(lib)
+    assert result.dispatch_evidence == []
+    leaked = {f.function for f in result.leaks(0)}
+    assert leaked == {"hw_dot", "hw_saxpy"}
+    assert result.leaks(2) == []  # nothing above x86-64-v3: fine in the v3 directory
+
+
+def test_variant_code_is_judged_against_its_level(tmp_path: Path) -> None:
+    lib = compile_library(tmp_path / "v4.so", variant="x86-64-v4")
+    result = audit(lib)
+    assert result.max_rank == 3
+    assert result.leaks(3) == []
+    assert {f.function for f in result.leaks(2)} >= {"hw_saxpy"}  # AVX-512 in a v3 directory
+
+
+def test_dwarf_producer_is_exact_evidence(tmp_path: Path) -> None:
+    # a cpuid somewhere makes the instruction heuristic give the benefit of the doubt;
+    # the producer string says the whole compile unit assumed x86-64-v3
+    source_flags = ["-march=x86-64-v3", "-g"]
+    lib = compile_library(tmp_path / "g.so", cflags=source_flags, extra_source=CPUID_FN)
+    result = audit(lib)
+    assert result.dispatch_evidence
+    leaks = result.leaks(0)
+    assert leaks and all("DW_AT_producer" in f.reason for f in leaks)
+    assert "-march=x86-64-v3" in leaks[0].reason
+
+
+def test_separate_debug_file_found_by_build_id(tmp_path: Path) -> None:
+    lib = compile_library(tmp_path / "s.so", cflags=["-march=x86-64-v3", "-g"],
+                          extra_source=CPUID_FN)
+    build_id = read_code(lib).build_id
+    assert build_id
+    root = tmp_path / "dbgsym"
+    debug = root / "usr/lib/debug/.build-id" / build_id[:2] / f"{build_id[2:]}.debug"
+    debug.parent.mkdir(parents=True)
+    subprocess.run(["objcopy", "--only-keep-debug", str(lib), str(debug)], check=True)
+    subprocess.run(["strip", "--strip-debug", str(lib)], check=True)
+    assert debug_file_for(build_id, [root]) == debug
+    assert audit(lib).leaks(0) == []  # stripped: only the heuristic, which is fooled here
+    found = audit(lib, debug_file=debug).leaks(0)
+    assert found and "DW_AT_producer" in found[0].reason
+
+
+def test_isa_tokens() -> None:
+    assert isa_token("hw_tc_sum.avx2") == "avx2"
+    assert isa_token("foo.arch_x86_64_v3") == "arch_x86_64_v3"
+    assert isa_token("__memmove_avx512_unaligned_erms") == "avx512"
+    assert isa_token("_ZGVdN8v_expf")  # x86 vector function ABI, AVX2 variant
+    assert isa_token("_ITM_RM256")  # takes __m256: callable only from AVX code
+    assert isa_token("aes_encrypt", ["AES"]) and not isa_token("aes_encrypt", ["AVX2"])
+    assert isa_token("hw_dot") is None and isa_token("sum_sse2") is None
+    assert producer_isa_flags("GNU C17 12.2.0 -march=x86-64-v3 -mtune=generic -O2 -mavx2") == (
+        "-march=x86-64-v3", "-mavx2")
+
+
+SAMPLE = ("libc.so.6", "libm.so.6", "libz.so.1", "libstdc++.so.6", "libcrypto.so.3")
+
+
+@pytest.mark.parametrize("name", SAMPLE)
+def test_debian_libraries_do_not_leak(name: str) -> None:
+    path = multiarch_dir() / name
+    if not path.exists():
+        pytest.skip(f"{name} is not installed")
+    result = audit(path.resolve())
+    assert result.leaks(0) == [], [f"{f.mnemonic} in {f.function}: {f.reason}"
+                                   for f in result.leaks(0)[:5]]
+    if name in ("libc.so.6", "libm.so.6"):
+        # the audit does see glibc's AVX2/AVX-512 code: it is judged dispatched, not missed
+        judged = result.findings(0)
+        assert any(f.rank >= 2 for f in judged) and all(f.dispatched for f in judged)
+
+
+def test_every_system_library_is_free_of_leaks() -> None:
+    """Debian's own baseline builds: any leak here is a false positive of the heuristic."""
+    root = multiarch_dir()
+    leaks = []
+    files = [p for p in shared_objects(root) if p.parent == root]
+    for path in files:
+        result = audit(path)
+        leaks.extend(f"{path.name}: {f.mnemonic} in {f.function} ({f.reason})"
+                     for f in result.leaks(0))
+    assert files
+    assert leaks == []
