@@ -111,7 +111,7 @@ def test_debian_libraries_do_not_leak(name: str) -> None:
 def test_every_system_library_is_free_of_leaks() -> None:
     """Debian's own baseline builds: any leak here is a false positive of the heuristic."""
     root = multiarch_dir()
-    leaks = []
+    leaks: list[str] = []
     files = [p for p in shared_objects(root) if p.parent == root]
     for path in files:
         result = audit(path)
