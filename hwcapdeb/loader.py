@@ -193,15 +193,20 @@ class _Search:
     def done(self, path: Path | None, level: Level | None, error: str | None = None) -> Resolution:
         return Resolution(self.soname, path, level, self.trace, error)
 
-    def take(self, path: Path, level: Level | None, how: str) -> Resolution | None:
-        """Open ``path`` like the loader: None means 'not this one, keep searching'."""
-        if not (path.exists() and path.is_file()):
+    def take(
+        self, path: Path, level: Level | None, how: str, contents: Path | None = None
+    ) -> Resolution | None:
+        """Open ``path`` like the loader: None means 'not this one, keep searching'.
+
+        ``contents`` is the file to read when ``path`` is a link ldconfig would create.
+        """
+        if contents is None and not (path.exists() and path.is_file()):
             self.step(path, ABSENT, "no such file" + (
                 f" (only {_real_names(path)} here: the loader looks up the SONAME)"
                 if _real_names(path) else ""
             ))
             return None
-        facts = _read(path)
+        facts = _read(contents or path)
         if isinstance(facts, str):
             self.step(path, REFUSED, facts)
             return self.done(None, level, f"{path}: {facts}")
@@ -286,42 +291,68 @@ def _dedupe(dirs: list[Path]) -> list[Path]:
     return result
 
 
+def _indexed(search: _Search, path: Path) -> ElfFacts | None:
+    """The file's facts if ldconfig would index it under the SONAME we look for."""
+    if path.is_symlink() or not path.is_file():
+        return None
+    facts = _read(path)
+    if isinstance(facts, str) or facts.soname != search.soname:
+        return None
+    if _identity_problem(facts, search.cpu.arch):
+        search.step(path, SKIPPED, f"ld.so.cache: {_identity_problem(facts, search.cpu.arch)}")
+        return None
+    return facts
+
+
 def _cache_lookup(search: _Search, dirs: list[Path]) -> Resolution | None:
-    """ld.so.cache as ldconfig would build it from ``dirs`` (elf/dl-cache.c search_cache)."""
+    """ld.so.cache as ``ldconfig`` would build it from ``dirs`` (elf/dl-cache.c search_cache).
+
+    Measured with ``ldconfig -r`` and the real loader: ldconfig indexes every
+    file in every ``glibc-hwcaps/*`` subdirectory by its DT_SONAME and records
+    the *real* file name (no SONAME link needed there); those entries compete
+    by hwcaps priority across all directories, and one whose ISA marker
+    exceeds the CPU's level is skipped (not fatal).  Otherwise the first
+    directory with a plain SONAME entry wins.
+    """
     priority = {n.name: i for i, n in enumerate(search.names) if n.searched}
     best: tuple[int, Path, Level | None] | None = None
     plain: Path | None = None
     for directory in dirs:
         hwcaps = directory / HWCAPS_DIR
-        subdirs = sorted(p.name for p in hwcaps.iterdir()) if hwcaps.is_dir() else []
+        subdirs = sorted(p for p in hwcaps.iterdir() if p.is_dir()) if hwcaps.is_dir() else []
         for sub in subdirs:
-            path = hwcaps / sub / search.soname
-            if not path.is_file():
-                continue
-            facts = _read(path)
-            if isinstance(facts, str) or _identity_problem(facts, search.cpu.arch):
-                search.step(path, SKIPPED, "ld.so.cache: ldconfig would not index it")
-                continue
-            if sub not in priority:
-                reason = next((n.reason for n in search.names if n.name == sub), "unknown name")
-                search.step(path, NOT_SEARCHED, f"ld.so.cache: glibc-hwcaps/{sub}: {reason}")
-                continue
-            marker = _marker_problem(facts, search.cpu)
-            if marker:
-                search.step(path, SKIPPED, f"ld.so.cache: entry skipped: {marker}")
-                continue
-            if best is None or priority[sub] < best[0]:
-                level = next((n.level for n in search.names if n.name == sub), None)
-                best = (priority[sub], path, level)
-        candidate = directory / search.soname
-        if plain is None and candidate.is_file():
-            facts = _read(candidate)
-            if not isinstance(facts, str) and not _identity_problem(facts, search.cpu.arch):
-                plain = candidate
+            for path in sorted(sub.iterdir()):
+                facts = _indexed(search, path)
+                if facts is None:
+                    continue
+                if sub.name not in priority:
+                    why = next((n.reason for n in search.names if n.name == sub.name), None)
+                    search.step(path, NOT_SEARCHED, f"ld.so.cache: glibc-hwcaps/{sub.name}: "
+                                f"{why or 'not a glibc-hwcaps name of this CPU'}")
+                    continue
+                marker = _marker_problem(facts, search.cpu)
+                if marker:
+                    search.step(path, SKIPPED, f"ld.so.cache: entry skipped: {marker}")
+                    continue
+                if best is None or priority[sub.name] < best[0]:
+                    level = next((n.level for n in search.names if n.name == sub.name), None)
+                    best = (priority[sub.name], path, level)
+        if plain is None:
+            link = directory / search.soname
+            if link.exists():
+                linked = _read(link)
+                if not isinstance(linked, str) and not _identity_problem(linked, search.cpu.arch):
+                    plain = link
+            elif any(_indexed(search, p) for p in sorted(directory.glob(search.soname + ".*"))):
+                plain = link  # ldconfig creates the SONAME link in plain directories
+                search.step(link, NOTE, "no SONAME link yet: ldconfig creates it")
     if best is not None:
         return search.take(best[1], best[2], "ld.so.cache: best glibc-hwcaps entry")
     if plain is not None:
-        return search.take(plain, search.arch.baseline, "ld.so.cache")
+        real = None
+        if not plain.exists():
+            real = next(p for p in sorted(plain.parent.glob(search.soname + ".*")) if p.is_file())
+        return search.take(plain, search.arch.baseline, "ld.so.cache", contents=real)
     return None
 
 

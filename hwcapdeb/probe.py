@@ -45,8 +45,21 @@ class ProbeResult:
         return f"{env} {' '.join(self.argv)}".strip()
 
 
-def _true_program() -> str:
+def _true_program(root: Path | None = None) -> str:
+    if root is not None:
+        for candidate in ("/usr/bin/true", "/bin/true"):
+            if (root / candidate.lstrip("/")).exists():
+                return candidate
+        raise ExternalCommandError(f"{root} has no /usr/bin/true to run the loader on")
     return shutil.which("true") or "/bin/true"
+
+
+def _in_root(path: Path | None, root: Path | None) -> Path | None:
+    """A path the loader printed inside ``root``, as seen from outside."""
+    if path is None or root is None:
+        return path
+    inside = root / str(path).lstrip("/")
+    return inside if inside.exists() or inside.is_symlink() else path
 
 
 def _child_env(tunables: str | None) -> dict[str, str]:
@@ -81,16 +94,33 @@ def probe(
     hwcaps_prepend: str | None = None,
     hwcaps_mask: str | None = None,
     qemu_cpu: str | None = None,
+    root: Path | None = None,
     arch: str = "amd64",
     timeout: float = 60,
 ) -> ProbeResult:
-    """Run the real loader (under qemu-user if ``qemu_cpu``) and report what it loaded."""
+    """Run the real loader (under qemu-user if ``qemu_cpu``) and report what it loaded.
+
+    With ``root`` the loader, its ld.so.cache and ld.so.conf are the sysroot's
+    (``qemu -L ROOT``, or ``chroot ROOT`` for the host CPU, which needs root);
+    paths in the result are outside paths (``ROOT/...``).
+    """
     spec = architecture(arch)
     if spec.loader is None:
         raise UnsupportedArchitecture(f"{arch} has no loader hwcapdeb knows how to probe")
     prefix: list[str] = []
+    loader = spec.loader
     if qemu_cpu:
         prefix = [find_tool(spec.qemu or "qemu-x86_64"), "-cpu", qemu_cpu]
+        if root is not None:
+            prefix += ["-L", str(root)]
+            loader = str(root / spec.loader.lstrip("/"))
+    elif root is not None:
+        if os.geteuid() != 0:
+            raise ExternalCommandError(
+                "probing a sysroot on the host CPU needs root (chroot)",
+                hint="run as root or probe with a qemu CPU model",
+            )
+        prefix = [find_tool("chroot"), str(root)]
     elif not Path(spec.loader).exists():
         raise ExternalCommandError(
             f"the {arch} loader {spec.loader} is not on this machine",
@@ -105,8 +135,9 @@ def probe(
     if path_arg:
         options += ["--library-path", path_arg]
     options += ["--preload", soname]
-    argv = [*prefix, spec.loader, *options, _true_program()]
-    list_argv = [*prefix, spec.loader, *options, "--list", _true_program()]
+    true = _true_program(root)
+    argv = [*prefix, loader, *options, true]
+    list_argv = [*prefix, loader, *options, "--list", true]
     env = _child_env(tunables)
     env_shown = (("GLIBC_TUNABLES", tunables),) if tunables else ()
     try:
@@ -116,7 +147,7 @@ def probe(
         raise ExternalCommandError(
             f"cannot run the real loader ({' '.join(argv)}): {err}"
         ) from None
-    path = _listed_path(listed.stdout, soname)
+    path = _in_root(_listed_path(listed.stdout, soname), root)
     error = None
     if ran.returncode != 0:
         error = _first_error(ran.stderr) or f"the loader exited with status {ran.returncode}"

@@ -151,20 +151,3 @@ def test_prepended_custom_dir_is_searched_without_cpu_check(tmp_path: Path) -> N
     assert res.level is None
     real = probe(SONAME, library_path=[lib], hwcaps_prepend="custom")
     assert real.path == res.path
-
-
-def test_sysroot_ld_so_conf_and_cache_model(tmp_path: Path) -> None:
-    """A sysroot: ld.so.conf include globs, and the cache skipping an over-marked entry."""
-    root = tmp_path / "root"
-    (root / "etc" / "ld.so.conf.d").mkdir(parents=True)
-    (root / "etc" / "ld.so.conf").write_text("include /etc/ld.so.conf.d/*.conf\n")
-    (root / "etc" / "ld.so.conf.d" / "x.conf").write_text("# extra\n/opt/hw/lib\n")
-    lib = root / "opt" / "hw" / "lib"
-    install_variant_tree(lib, soname=SONAME,
-                         flags_for={"x86-64-v3": ["-march=x86-64-v4", "-mneeded"]})
-    res = resolve(SONAME, cpu_model("haswell"), root=root)
-    # ld.so.cache skips the v3 entry whose marker needs v4 and falls back to v2
-    assert res.path == lib / "glibc-hwcaps" / "x86-64-v2" / SONAME, res.trace
-    assert any("entry skipped" in s.reason for s in res.trace)
-    res4 = resolve(SONAME, cpu_model("icelake"), root=root)
-    assert res4.level is not None and res4.level.name == "x86-64-v4"
