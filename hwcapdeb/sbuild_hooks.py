@@ -87,8 +87,9 @@ class Delta:
 
 
 def _files(root: Path) -> dict[str, Path]:
+    """debian/-relative names (``debian/rules``) of every file under ``root``."""
     return {
-        str(p.relative_to(root.parent)): p
+        "debian/" + str(p.relative_to(root)): p
         for p in sorted(root.rglob("*"))
         if p.is_file() or p.is_symlink()
     }
@@ -140,16 +141,26 @@ def _apt_names(relations: Sequence[str]) -> list[str]:
     return names
 
 
-def chroot_exec(exec_string: str) -> list[str]:
-    """%SBUILD_CHROOT_EXEC as an argv; refuses the unsubstituted escape."""
-    if not exec_string or exec_string.startswith("%"):
+def chroot_exec(words: Sequence[str]) -> list[str]:
+    """%SBUILD_CHROOT_EXEC as an argv.
+
+    sbuild runs hook commands through /bin/sh, so the shell-escaped escape
+    arrives already split into words; one word holding spaces is split here.
+    Both of sbuild's chroot modes end that command with ``--``: anything else
+    (the unsubstituted escape, a stray word) is refused rather than run on
+    the host.
+    """
+    argv = list(words)
+    if len(argv) == 1:
+        argv = shlex.split(argv[0])
+    if len(argv) < 2 or argv[-1] != "--":
         raise UsageError(
             "no chroot command given (sbuild substitutes %SBUILD_CHROOT_EXEC only in "
-            "pre-build-commands)",
+            "pre-build-commands, as the last words of the hook)",
             hint="run 'hwcapdeb sbuild-hook prepare' from pre-build-commands as "
             "'hwcapdeb sbuild-config --profile ...' writes it",
         )
-    return shlex.split(exec_string)
+    return argv
 
 
 def fetch_in_chroot(spec: str, exec_argv: Sequence[str], dest: Path) -> Path:
@@ -243,10 +254,7 @@ def send_to_chroot(files: dict[str, bytes], exec_argv: Sequence[str]) -> None:
             info.size = len(data)
             info.mode = 0o755 if name == "apply" else 0o644
             tar.addfile(info, io.BytesIO(data))
-    script = (
-        f"rm -rf {CHROOT_STATE_DIR} && mkdir -p {CHROOT_STATE_DIR} && "
-        f"tar --no-same-owner -x -C {CHROOT_STATE_DIR}"
-    )
+    script = f"mkdir -p {CHROOT_STATE_DIR} && tar --no-same-owner -x -C {CHROOT_STATE_DIR}"
     proc = subprocess.run(
         [*exec_argv, "sh", "-c", script], input=buf.getvalue(), capture_output=True, check=False
     )
@@ -255,7 +263,9 @@ def send_to_chroot(files: dict[str, bytes], exec_argv: Sequence[str]) -> None:
         raise ExternalCommandError(f"cannot write {CHROOT_STATE_DIR} in the chroot: {last}")
 
 
-def prepare(dsc_spec: str, exec_string: str, profile_names: Sequence[str], arch: str) -> Prepared:
+def prepare(
+    dsc_spec: str, exec_words: Sequence[str], profile_names: Sequence[str], arch: str
+) -> Prepared:
     """The pre-build hook: convert what sbuild is about to build, stage it in the chroot."""
     if not dsc_spec or dsc_spec.startswith("%"):
         raise UsageError(
@@ -263,7 +273,7 @@ def prepare(dsc_spec: str, exec_string: str, profile_names: Sequence[str], arch:
             "there is nothing to convert before the build",
             hint="give sbuild NAME_VERSION (e.g. xxhash_0.8.1-1) or a .dsc file",
         )
-    exec_argv = chroot_exec(exec_string)
+    exec_argv = chroot_exec(exec_words)
     profiles = ProfileRegistry().resolve_many(list(profile_names), arch)
     if not profiles:
         raise UsageError(

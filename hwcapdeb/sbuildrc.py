@@ -94,7 +94,7 @@ def prepare_hook(settings: SbuildSettings) -> list[str]:
         "%SBUILD_HOST_ARCH",
         "--dsc",
         "%SBUILD_DSC",
-        "--exec",
+        "--",
         "%SBUILD_CHROOT_EXEC",
     ]
 

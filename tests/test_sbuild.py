@@ -324,6 +324,8 @@ def test_apply_script_without_prepare_says_what_to_add(tmp_path: Path) -> None:
 
 def test_prepare_refuses_unsubstituted_escapes() -> None:
     with pytest.raises(UsageError, match="bare source name"):
-        prepare("%SBUILD_DSC", "/bin/true", ["x86-64-v3"], "amd64")
-    with pytest.raises(UsageError, match="no chroot command"):
-        chroot_exec("%SBUILD_CHROOT_EXEC")
+        prepare("%SBUILD_DSC", ["schroot", "--"], ["x86-64-v3"], "amd64")
+    for words in (["%SBUILD_CHROOT_EXEC"], ["env"], ["sh", "-c", "x"]):
+        with pytest.raises(UsageError, match="no chroot command"):
+            chroot_exec(words)
+    assert chroot_exec(["env PATH=/bin 'a b' --"]) == ["env", "PATH=/bin", "a b", "--"]
