@@ -87,7 +87,7 @@ def main(src: Path) -> None:
 
 #: archspec name -> qemu-user CPU model whose features TCG emulates (QEMU 7.2: no AVX-512)
 QEMU = {
-    "x86_64": "qemu64", "core2": "Core2Duo", "nehalem": "Nehalem", "westmere": "Westmere",
+    "x86_64": "qemu64", "core2": "Conroe", "nehalem": "Nehalem", "westmere": "Westmere",
     "sandybridge": "SandyBridge", "ivybridge": "IvyBridge", "haswell": "Haswell",
     "broadwell": "Broadwell", "skylake": "Skylake-Client",
 }

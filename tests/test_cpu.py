@@ -179,10 +179,13 @@ def test_unrecognised_dump(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("qemu-x86_64") is None, reason="needs qemu-user")
-@pytest.mark.parametrize("name", ["x86_64", "nehalem", "haswell"])
+@pytest.mark.parametrize("name", sorted(feature_table().qemu_models))
 def test_named_cpu_matches_what_qemu_shows_the_loader(name: str) -> None:
     named = cpu_model(name)
     assert named.qemu_cpu
     seen = parse_diagnostics(diagnostics(qemu=named.qemu_cpu), named.qemu_cpu)
     assert highest_level(seen) == highest_level(named)
     assert seen.isa_1 == named.isa_1
+    # what the named model has, the emulated CPU has too (qemu may add more)
+    level_features = {f for lv in AMD64.all_levels for f in lv.features}
+    assert (named.features - seen.features) & level_features == set()

@@ -6,6 +6,7 @@ loader is asked too (hwcapdeb.probe) and a disagreement is an error (exit 1).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import click
@@ -45,12 +46,14 @@ def _agreement(res: Resolution, real: ProbeResult) -> str | None:
                    "(default: this system).")
 @click.option("--hwcaps-prepend", metavar="L", help="As ld.so --glibc-hwcaps-prepend.")
 @click.option("--hwcaps-mask", metavar="L", help="As ld.so --glibc-hwcaps-mask.")
+@click.option("--real/--no-real", "check_real", default=True, show_default=True,
+              help="Also ask the real loader (host CPU, or a named CPU under qemu-user).")
 @click.option("-v", "--verbose", is_flag=True, help="Show every path the loader tries.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def command(
     soname: str, cpu_spec: str, arch_name: str, tunables: str | None,
     library_path: tuple[str, ...], root: Path | None, hwcaps_prepend: str | None,
-    hwcaps_mask: str | None, verbose: bool, as_json: bool,
+    hwcaps_mask: str | None, check_real: bool, verbose: bool, as_json: bool,
 ) -> None:
     """Show which file the dynamic loader loads for SONAME, and why."""
     if tunables is not None:
@@ -62,9 +65,11 @@ def command(
                   hwcaps_prepend=hwcaps_prepend, hwcaps_mask=hwcaps_mask)
     real: ProbeResult | None = None
     disagreement = None
-    if cpu_spec == HOST and root is None:
+    # the real loader answers for the host, and for a named CPU qemu-user emulates
+    qemu = None if cpu_spec == HOST else base.qemu_cpu
+    if check_real and root is None and (cpu_spec == HOST or (qemu and shutil.which("qemu-x86_64"))):
         real = probe(soname, library_path=dirs, tunables=tunables, hwcaps_prepend=hwcaps_prepend,
-                     hwcaps_mask=hwcaps_mask, arch=arch_name)
+                     hwcaps_mask=hwcaps_mask, qemu_cpu=qemu, arch=arch_name)
         disagreement = _agreement(res, real)
     ctx = click.get_current_context()
     if as_json:
@@ -79,6 +84,7 @@ def command(
                 "path": str(real.path) if real.path else None,
                 "error": real.error,
                 "argv": list(real.argv),
+                "qemu_cpu": qemu,
                 "agrees": disagreement is None,
             },
         })
@@ -96,7 +102,8 @@ def command(
         else:
             click.echo(f"{soname}: not loaded: {res.error}")
         if real is not None and disagreement is None:
-            click.echo("real loader: agrees")
+            where = f" (qemu-x86_64 -cpu {qemu})" if qemu else ""
+            click.echo(f"real loader{where}: agrees")
     if disagreement is not None:
         assert real is not None
         click.echo(f"hwcapdeb: warning: real loader disagrees: {disagreement} "
