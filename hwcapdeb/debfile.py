@@ -20,6 +20,13 @@ from debian.debfile import DebFile
 
 from hwcapdeb.errors import InputError
 
+
+def _one_line(err: BaseException, limit: int = 200) -> str:
+    """An exception's text on one line (tar and decompressor errors span several)."""
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 #: binary package files a .changes may list
 PACKAGE_SUFFIXES = (".deb", ".udeb", ".ddeb")
 
@@ -48,7 +55,7 @@ def _safe_extract(tar: tarfile.TarFile, dest: Path, origin: Path) -> None:
         except tarfile.FilterError:
             continue  # an absolute or escaping member: not part of a sane package
         except (OSError, tarfile.TarError, EOFError) as err:
-            raise InputError(f"{origin}: cannot unpack {member.name}: {err}") from None
+            raise InputError(f"{origin}: cannot unpack {member.name}: {_one_line(err)}") from None
 
 
 def unpack_deb(path: Path, dest: Path) -> PackageTree:
@@ -67,10 +74,10 @@ def unpack_deb(path: Path, dest: Path) -> PackageTree:
     except OSError as err:
         if err.filename is not None and not path.exists():
             raise InputError(f"{path}: no such file") from None
-        raise InputError(f"{path}: not a readable .deb ({err})") from None
+        raise InputError(f"{path}: not a readable .deb ({_one_line(err)})") from None
     except Exception as err:  # ArError, DebError, tar and decompressor errors of a broken file
         raise InputError(
-            f"{path}: not a readable .deb ({type(err).__name__}: {err})",
+            f"{path}: not a readable .deb ({type(err).__name__}: {_one_line(err)})",
             hint="check it with 'dpkg-deb --info'",
         ) from None
     name = control.get("Package")

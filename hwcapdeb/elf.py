@@ -420,7 +420,9 @@ def read_code(path: Path, *, debug_file: Path | None = None) -> CodeFacts:
     except OSError as err:
         raise InputError(f"cannot read {path}: {err.strerror or err}") from None
     except Exception as err:  # pyelftools raises many kinds on corrupt input
-        raise InputError(f"{path}: not a readable ELF file ({type(err).__name__}: {err})") from None
+        text = " ".join(str(err).split())[:200]
+        kind = type(err).__name__
+        raise InputError(f"{path}: not a readable ELF file ({kind}: {text})") from None
     if debug_file is not None:
         try:
             with debug_file.open("rb") as fh:
