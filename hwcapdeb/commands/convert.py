@@ -1,0 +1,68 @@
+"""``hwcapdeb convert``: make a source package build glibc-hwcaps variants."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import click
+
+from hwcapdeb.convert import LAYOUTS, ConvertOptions, check_options, convert
+from hwcapdeb.profiles import ProfileRegistry, check_profile
+
+
+@click.command("convert")
+@click.argument("src_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--profile",
+    "-p",
+    "profiles",
+    multiple=True,
+    required=True,
+    help="Profile to build (name, alias or .json file); repeat or comma-separate.",
+)
+@click.option(
+    "--layout",
+    type=click.Choice(LAYOUTS),
+    default="inline",
+    show_default=True,
+    help="inline: variants in the library package; split: one package per level.",
+)
+@click.option("--dry-run", "-n", is_flag=True, help="Print the diff; change nothing.")
+@click.option("--version-suffix", help="Add a changelog entry with version+SUFFIX (e.g. +hwcaps1).")
+@click.option("--verbose", "-v", is_flag=True, help="Name every file written.")
+def command(
+    src_dir: Path,
+    profiles: tuple[str, ...],
+    layout: str,
+    dry_run: bool,
+    version_suffix: str | None,
+    verbose: bool,
+) -> None:
+    """Convert the Debian source package in SRC_DIR (only debian/ changes).
+
+    The converted package builds with plain dpkg-buildpackage or sbuild,
+    without hwcapdeb installed; 'hwcapdeb revert' restores the original.
+    Converting again with the same options changes nothing.
+    """
+    resolved = ProfileRegistry().resolve_many(list(profiles))
+    options = ConvertOptions(tuple(resolved), layout=layout, version_suffix=version_suffix)
+    check_options(options)
+    for profile in resolved:
+        # the local gcc can only judge flags for its own architecture
+        if profile.level.arch == _machine_arch():
+            check_profile(profile)
+    plan = convert(src_dir, options, dry_run=dry_run)
+    if dry_run:
+        click.echo(plan.diff(), nl=False)
+    elif verbose:
+        # plan.changes() is empty now: list what the conversion owns
+        for rel in plan.files:
+            click.echo(f"hwcapdeb: {rel}")
+
+
+def _machine_arch() -> str:
+    """This machine's Debian architecture (amd64, ppc64el, s390x...)."""
+    return {"x86_64": "amd64", "ppc64le": "ppc64el", "s390x": "s390x"}.get(
+        platform.machine(), platform.machine()
+    )

@@ -1,0 +1,476 @@
+"""Converting a Debian source package to build glibc-hwcaps variants, and back.
+
+Conversion changes only debian/: the maintainer's debian/rules moves to
+debian/hwcapdeb/maintainer.rules and a generated debian/rules includes it
+(see templates/rules.j2), plus debian/hwcapdeb/variants.sh (the build-time
+machinery, sh + make + readelf only: hwcapdeb is not installed in build
+chroots).  The split layout adds binary stanzas to debian/control and their
+ldconfig triggers; ``--version-suffix`` adds a changelog entry.
+
+Conversion is computed as a whole (a :class:`Plan` of final file contents)
+from the *original* files, so converting twice gives the same tree, dry runs
+show the exact diff and nothing is written when a check fails.  Every file
+changed is recorded in debian/hwcapdeb/manifest.json with its hash; revert
+restores the originals byte for byte (modes too) and refuses if a generated
+file was edited since.
+"""
+
+from __future__ import annotations
+
+import difflib
+import email.utils
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from debian.changelog import Changelog
+from debian.debian_support import Version
+
+from hwcapdeb import __version__
+from hwcapdeb.errors import SourcePackageError, UsageError
+from hwcapdeb.profiles import Profile, architecture
+from hwcapdeb.source import BinaryPackage, Reader, SourcePackage, read_source
+
+STATE_DIR = "debian/hwcapdeb"
+MANIFEST = f"{STATE_DIR}/manifest.json"
+MAINTAINER_RULES = f"{STATE_DIR}/maintainer.rules"
+ORIGINALS = f"{STATE_DIR}/original"
+#: build-time residue under STATE_DIR (debian/rules clean removes it)
+BUILD_DIRS = ("build", "logs", "stamps", "bin")
+LAYOUTS = ("inline", "split")
+_SUFFIX = re.compile(r"^[A-Za-z0-9.+~]+$")
+
+
+@dataclass(frozen=True)
+class FileState:
+    data: bytes
+    mode: int
+
+
+@dataclass
+class Plan:
+    """The converted tree: final state of every path conversion owns (None = absent)."""
+
+    root: Path
+    files: dict[str, FileState | None] = field(default_factory=dict)
+
+    def changes(self) -> dict[str, tuple[FileState | None, FileState | None]]:
+        """path -> (current, wanted) for the paths that differ on disk."""
+        result = {}
+        for rel, wanted in sorted(self.files.items()):
+            current = _state(self.root / rel)
+            if current != wanted:
+                result[rel] = (current, wanted)
+        return result
+
+    def diff(self) -> str:
+        """A unified diff (like debdiff) from the tree on disk to the plan."""
+        out: list[str] = []
+        for rel, (old, new) in self.changes().items():
+            old_lines = _lines(old)
+            new_lines = _lines(new)
+            out.extend(
+                difflib.unified_diff(
+                    old_lines,
+                    new_lines,
+                    fromfile=f"a/{rel}" if old else "/dev/null",
+                    tofile=f"b/{rel}" if new else "/dev/null",
+                )
+            )
+            if old and new and old.mode != new.mode:
+                out.append(f"mode {rel}: {oct(old.mode)} -> {oct(new.mode)}\n")
+            elif new and not old:
+                out.append(f"new file mode {oct(new.mode)}: {rel}\n")
+        return "".join(line if line.endswith("\n") else line + "\n" for line in out)
+
+    def apply(self) -> None:
+        for rel, (_, new) in self.changes().items():
+            path = self.root / rel
+            if new is None:
+                if path.is_file() or path.is_symlink():
+                    path.unlink()
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.is_symlink():
+                path.unlink()
+            path.write_bytes(new.data)
+            os.chmod(path, new.mode)
+
+
+def _lines(state: FileState | None) -> list[str]:
+    if state is None:
+        return []
+    return state.data.decode("utf-8", errors="replace").splitlines(keepends=True)
+
+
+def _state(path: Path) -> FileState | None:
+    if not path.is_file():
+        return None
+    return FileState(path.read_bytes(), path.stat().st_mode & 0o7777)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_manifest(root: Path) -> dict[str, Any] | None:
+    """The manifest of a converted tree, None for an unconverted one."""
+    path = root / MANIFEST
+    if not path.is_file():
+        if (root / STATE_DIR).exists() and (root / MAINTAINER_RULES).exists():
+            raise SourcePackageError(
+                f"{STATE_DIR}/ exists but has no manifest.json",
+                hint="it was not made by hwcapdeb or was damaged; restore debian/ from your VCS",
+            )
+        return None
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text())
+        if not isinstance(manifest.get("files"), dict):
+            raise ValueError("no files")
+    except (ValueError, AttributeError):
+        raise SourcePackageError(
+            f"{MANIFEST} is damaged", hint="restore debian/ from your VCS"
+        ) from None
+    return manifest
+
+
+def original_reader(root: Path, manifest: dict[str, Any] | None) -> Reader:
+    """Reads the tree as it was before conversion (the originals stored by it)."""
+    entries: dict[str, Any] = manifest["files"] if manifest else {}
+
+    def read(rel: str) -> bytes | None:
+        entry = entries.get(rel)
+        if entry is not None:
+            if entry["original"] is None:
+                return None
+            stored = root / entry["original"]
+            return stored.read_bytes() if stored.is_file() else None
+        path = root / rel
+        return path.read_bytes() if path.is_file() else None
+
+    return read
+
+
+def _original_state(root: Path, manifest: dict[str, Any] | None, rel: str) -> FileState | None:
+    entry = (manifest or {"files": {}})["files"].get(rel)
+    if entry is None:
+        return _state(root / rel)
+    if entry["original"] is None:
+        return None
+    return FileState(original_reader(root, manifest)(rel) or b"", int(entry["original_mode"], 8))
+
+
+def _templates() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(resources.files("hwcapdeb.template_data"))),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+    )
+
+
+def _changelog_entry(original: str, suffix: str, levels: Sequence[str], date: str) -> str:
+    """The text of debian/changelog with a new top entry for version+suffix (dch -v)."""
+    top = Changelog(original, max_blocks=1)
+    new_version = f"{top.version}{suffix}"
+    try:
+        if Version(new_version) <= Version(str(top.version)):
+            raise UsageError(
+                f"--version-suffix '{suffix}' gives {new_version}, not newer than {top.version}",
+                hint="use a suffix such as '+hwcaps1'",
+            )
+    except ValueError:
+        raise UsageError(f"--version-suffix '{suffix}' gives an invalid version") from None
+    name = os.environ.get("DEBFULLNAME") or os.environ.get("NAME")
+    mail = os.environ.get("DEBEMAIL") or os.environ.get("EMAIL")
+    author = f"{name} <{mail}>" if name and mail else str(top.author)
+    block = Changelog()
+    block.new_block(
+        package=top.package,
+        version=new_version,
+        distributions=top.distributions,
+        urgency=top.urgency,
+        author=author,
+        date=date,
+        changes=[
+            "",
+            f"  * Build the libraries also for {', '.join(levels)} and ship them in",
+            "    glibc-hwcaps/ (hwcapdeb convert).",
+            "",
+        ],
+    )
+    return str(block).rstrip("\n") + "\n\n" + original
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    profiles: tuple[Profile, ...]
+    layout: str = "inline"
+    version_suffix: str | None = None
+
+
+def check_options(options: ConvertOptions) -> str:
+    if not options.profiles:
+        raise UsageError("no profile given", hint="pass --profile, e.g. --profile x86-64-v3")
+    arches = sorted({p.arch for p in options.profiles})
+    if len(arches) > 1:
+        raise UsageError(
+            f"the profiles are for different architectures ({', '.join(arches)})",
+            hint="convert with the profiles of one architecture",
+        )
+    if options.layout not in LAYOUTS:
+        raise UsageError(f"unknown layout '{options.layout}'", hint="use inline or split")
+    if options.version_suffix is not None and not _SUFFIX.match(options.version_suffix):
+        raise UsageError(
+            f"--version-suffix '{options.version_suffix}' has characters a version cannot have",
+            hint="use letters, digits, '.', '+' or '~'",
+        )
+    return arches[0]
+
+
+def plan_conversion(root: Path, options: ConvertOptions) -> Plan:
+    """Compute the converted tree; raises (touching nothing) if it cannot be done."""
+    root = Path(root)
+    if not (root / "debian").is_dir():
+        raise SourcePackageError(
+            f"{root} has no debian/ directory",
+            hint="pass the top directory of an unpacked Debian source package",
+        )
+    arch_name = check_options(options)
+    arch = architecture(arch_name)
+    arch.require_hwcaps()
+    manifest = load_manifest(root)
+    read = original_reader(root, manifest)
+    source = read_source(read)
+    if not source.uses_debhelper:
+        raise SourcePackageError(
+            "debian/rules calls no debhelper command",
+            hint="hwcapdeb installs the variants from dh_strip/dh_makeshlibs; use debhelper",
+        )
+    libraries = source.library_packages(arch_name, read)
+    if not libraries:
+        raise SourcePackageError(
+            f"debian/control has no shared library package built on {arch_name}",
+            hint="hwcapdeb converts packages that ship shared libraries",
+        )
+    if options.layout == "split" and not source.uses_dh_sequencer:
+        raise SourcePackageError(
+            "the split layout needs debian/rules to use the dh sequencer ('dh $@')",
+            hint="use --layout inline",
+        )
+
+    profiles = sorted(options.profiles, key=lambda p: p.level.rank)
+    levels = [p.level.name for p in profiles]
+    split = []
+    if options.layout == "split":
+        taken = {p.name for p in source.packages}
+        for lib in libraries:
+            for level in levels:
+                name = f"{lib.name}-{level}"
+                if name in taken:
+                    raise SourcePackageError(
+                        f"debian/control already has a package named {name}",
+                        hint="use --layout inline",
+                    )
+                split.append(_split_entry(lib, level, name))
+
+    env = _templates()
+    context: dict[str, Any] = {
+        "version": __version__,
+        "arch": arch_name,
+        "triplet": arch.triplet,
+        "levels": levels,
+        "layout": options.layout,
+        "loader": arch.loader or "",
+        "qemu": arch.qemu,
+        "marker": arch.marker,
+        "lib_packages": [p.name for p in source.variant_packages(arch_name)],
+        "split_packages": [lib.name for lib in libraries] if split else [],
+        "profiles": [_profile_context(p) for p in profiles],
+        "split": split,
+    }
+    files: dict[str, FileState | None] = {
+        "debian/rules": FileState(env.get_template("rules.j2").render(context).encode(), 0o755),
+        f"{STATE_DIR}/variants.sh": FileState(
+            env.get_template("variants.sh.j2").render(context).encode(), 0o644
+        ),
+        f"{STATE_DIR}/README": FileState(
+            env.get_template("README.j2").render(context).encode(), 0o644
+        ),
+    }
+    if split:
+        control = _original_state(root, manifest, "debian/control")
+        assert control is not None
+        text = control.data.decode()
+        if not text.endswith("\n"):
+            text += "\n"
+        text += env.get_template("control-split.j2").render(context)
+        files["debian/control"] = FileState(text.encode(), control.mode)
+        triggers = env.get_template("triggers.j2").render(context).encode()
+        for entry in split:
+            files[f"debian/{entry['name']}.triggers"] = FileState(triggers, 0o644)
+    date = None
+    if options.version_suffix:
+        changelog = _original_state(root, manifest, "debian/changelog")
+        assert changelog is not None
+        old = manifest or {}
+        date = (
+            old.get("changelog_date")
+            if old.get("version_suffix") == options.version_suffix
+            else None
+        ) or email.utils.formatdate(time.time(), usegmt=False, localtime=False)
+        text = _changelog_entry(changelog.data.decode(), options.version_suffix, levels, date)
+        files["debian/changelog"] = FileState(text.encode(), changelog.mode)
+
+    # Every changed file outside STATE_DIR keeps its original for revert.
+    entries: dict[str, Any] = {}
+    for rel in [r for r in files if not r.startswith(f"{STATE_DIR}/")]:
+        wanted = files[rel]
+        assert wanted is not None
+        original = _original_state(root, manifest, rel)
+        if original is None:
+            entries[rel] = {"original": None, "sha256": _sha256(wanted.data)}
+            continue
+        store = MAINTAINER_RULES if rel == "debian/rules" else f"{ORIGINALS}/{rel}"
+        files[store] = original if rel == "debian/rules" else FileState(original.data, 0o644)
+        entries[rel] = {
+            "original": store,
+            "original_sha256": _sha256(original.data),
+            "original_mode": oct(original.mode)[2:],
+            "sha256": _sha256(wanted.data),
+        }
+    for rel, state in files.items():
+        if rel.startswith(f"{STATE_DIR}/") and state is not None:
+            entries[rel] = {"original": None, "sha256": _sha256(state.data)}
+    # Paths a previous conversion owned and this one does not: back to original.
+    for rel in (manifest or {"files": {}})["files"]:
+        if rel not in files:
+            files[rel] = _original_state(root, manifest, rel)
+    doc: dict[str, Any] = {
+        "format": 1,
+        "generator": f"hwcapdeb {__version__}",
+        "source": source.name,
+        "arch": arch_name,
+        "profiles": [p.name for p in profiles],
+        "layout": options.layout,
+        "version_suffix": options.version_suffix,
+        "changelog_date": date,
+        "files": dict(sorted(entries.items())),
+    }
+    files[MANIFEST] = FileState((json.dumps(doc, indent=2) + "\n").encode(), 0o644)
+    return Plan(root=root, files=dict(sorted(files.items())))
+
+
+def _profile_context(profile: Profile) -> dict[str, Any]:
+    cflags, ldflags = profile.flags_for("gcc")
+    for flag in (*cflags, *ldflags):
+        if "'" in flag or "\n" in flag:
+            raise UsageError(f"profile '{profile.name}': flag {flag!r} cannot be quoted for sh")
+    return {
+        "name": profile.name,
+        "level": profile.level.name,
+        "cflags": " ".join(cflags),
+        "ldflags": " ".join(ldflags),
+        "qemu_cpu": profile.level.qemu_cpu,
+    }
+
+
+def _split_entry(lib: BinaryPackage, level: str, name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "library": lib.name,
+        "level": level,
+        "multi_arch": lib.multi_arch,
+        "section": lib.section,
+        "synopsis": lib.synopsis,
+    }
+
+
+def convert(root: Path, options: ConvertOptions, *, dry_run: bool = False) -> Plan:
+    """Convert ``root`` (or with dry_run, only compute it); returns the plan."""
+    plan = plan_conversion(root, options)
+    if not dry_run:
+        plan.apply()
+    return plan
+
+
+def source_of(root: Path) -> SourcePackage:
+    """The source package as it was before any conversion."""
+    return read_source(original_reader(root, load_manifest(root)))
+
+
+def plan_revert(root: Path) -> Plan:
+    """The original tree; SourcePackageError if it cannot be restored exactly."""
+    root = Path(root)
+    if not (root / "debian").is_dir():
+        raise SourcePackageError(
+            f"{root} has no debian/ directory",
+            hint="pass the top directory of an unpacked Debian source package",
+        )
+    manifest = load_manifest(root)
+    if manifest is None:
+        raise SourcePackageError(
+            f"{root} was not converted by hwcapdeb (no {MANIFEST})", hint="nothing to revert"
+        )
+    entries: dict[str, Any] = manifest["files"]
+    known = set(entries) | {MANIFEST}
+    for rel, entry in entries.items():
+        current = _state(root / rel)
+        if current is None or _sha256(current.data) != entry["sha256"]:
+            what = "was removed" if current is None else "was edited"
+            raise SourcePackageError(
+                f"{rel} {what} after conversion; revert would lose that change",
+                hint=f"undo it, or restore the file from {entry['original'] or 'the conversion'}"
+                if entry["original"]
+                else "undo it, or convert again first",
+            )
+        if entry["original"]:
+            stored = _state(root / entry["original"])
+            if stored is None or _sha256(stored.data) != entry["original_sha256"]:
+                raise SourcePackageError(
+                    f"the stored original of {rel} ({entry['original']}) is missing or changed",
+                    hint="restore debian/ from your VCS",
+                )
+    for path in sorted((root / STATE_DIR).rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        sub = path.relative_to(root / STATE_DIR).parts
+        if sub[0] in BUILD_DIRS or path.is_dir() or rel in known:
+            continue
+        raise SourcePackageError(
+            f"{rel} was added after conversion; revert would delete it",
+            hint=f"move it out of {STATE_DIR}/",
+        )
+    files: dict[str, FileState | None] = {}
+    for rel, _entry in entries.items():
+        files[rel] = _original_state(root, manifest, rel)
+    files[MANIFEST] = None
+    return Plan(root=root, files=files)
+
+
+def revert(root: Path, *, dry_run: bool = False) -> Plan:
+    """Restore the unconverted tree exactly (contents and modes)."""
+    plan = plan_revert(root)
+    if not dry_run:
+        # The originals live in STATE_DIR: write the restored files first.
+        changes = plan.changes()
+        for rel, (_, new) in changes.items():
+            if new is not None:
+                path = root / rel
+                path.write_bytes(new.data)
+                os.chmod(path, new.mode)
+        for rel, (_, new) in changes.items():
+            if new is None and not rel.startswith(f"{STATE_DIR}/"):
+                (root / rel).unlink()
+        shutil.rmtree(root / STATE_DIR)
+    return plan

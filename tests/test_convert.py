@@ -1,0 +1,256 @@
+"""hwcapdeb convert / revert on copies of examples/vecmath (fast: no builds).
+
+The real builds of converted packages are in tests/test_convert_build.py.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hwcapdeb.cli import main
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "vecmath"
+V3 = ["--profile", "x86-64-v3"]
+
+
+def snapshot(root: Path) -> dict[str, tuple[str, bytes, int]]:
+    """Every entry under root: kind, content (or link target) and mode."""
+    result = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        st = path.lstat()
+        if path.is_symlink():
+            result[rel] = ("link", os.readlink(path).encode(), 0)
+        elif path.is_dir():
+            result[rel] = ("dir", b"", st.st_mode & 0o7777)
+        else:
+            result[rel] = ("file", path.read_bytes(), st.st_mode & 0o7777)
+    return result
+
+
+@pytest.fixture
+def src(tmp_path: Path) -> Path:
+    dest = tmp_path / "vecmath"
+    shutil.copytree(EXAMPLE, dest, symlinks=True)
+    return dest
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_convert_changes_only_debian(src: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = snapshot(src)
+    code, out, err = run(["convert", str(src), *V3], capsys)
+    assert (code, out, err) == (0, "", "")
+    after = snapshot(src)
+    changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    assert changed
+    assert all(path.startswith("debian/") for path in changed), changed
+    assert after["debian/rules"][2] == 0o755
+    # the maintainer's rules are kept byte for byte, mode too
+    assert after["debian/hwcapdeb/maintainer.rules"] == before["debian/rules"]
+    assert b"include debian/hwcapdeb/maintainer.rules" in after["debian/rules"][1]
+
+
+def test_convert_twice_is_convert_once(src: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["convert", str(src), "--profile", "x86-64-v2,x86-64-v3"], capsys)[0] == 0
+    once = snapshot(src)
+    assert run(["convert", str(src), "-p", "x86-64-v2", "-p", "v3"], capsys)[0] == 0
+    assert snapshot(src) == once
+
+
+def test_convert_with_other_options_equals_fresh_convert(
+    src: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fresh = tmp_path / "fresh"
+    shutil.copytree(EXAMPLE, fresh, symlinks=True)
+    opts = ["-p", "x86-64-v4", "--layout", "split", "--version-suffix", "+hw1"]
+    assert run(["convert", str(src), "-p", "x86-64-v2", "--version-suffix", "+hw1"], capsys)[0] == 0
+    assert run(["convert", str(src), *opts], capsys)[0] == 0
+    assert run(["convert", str(fresh), *opts], capsys)[0] == 0
+    a, b = snapshot(src), snapshot(fresh)
+    # the changelog date is the first conversion's in both; everything else equal
+    assert a.keys() == b.keys()
+    for key in a:
+        if key not in ("debian/changelog", "debian/hwcapdeb/manifest.json"):
+            assert a[key] == b[key], key
+
+
+def test_revert_restores_byte_identical(src: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    os.chmod(src / "debian" / "rules", 0o744)  # an unusual mode must come back too
+    before = snapshot(src)
+    opts = ["-p", "x86-64-v2,x86-64-v3", "--layout", "split", "--version-suffix", "+hwcaps1"]
+    assert run(["convert", str(src), *opts], capsys)[0] == 0
+    assert snapshot(src) != before
+    code, _out, err = run(["revert", str(src)], capsys)
+    assert (code, err) == (0, "")
+    assert snapshot(src) == before
+
+
+def test_revert_after_build_residue(src: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = snapshot(src)
+    assert run(["convert", str(src), *V3], capsys)[0] == 0
+    logs = src / "debian" / "hwcapdeb" / "logs"
+    logs.mkdir()
+    (logs / "x86-64-v3.log").write_text("build output\n")
+    assert run(["revert", str(src)], capsys)[0] == 0
+    assert snapshot(src) == before
+
+
+def test_revert_refuses_edited_files(src: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["convert", str(src), *V3, "--layout", "split"], capsys)[0] == 0
+    control = src / "debian" / "control"
+    control.write_text(control.read_text() + "\nPackage: extra\nArchitecture: all\n")
+    before = snapshot(src)
+    code, _out, err = run(["revert", str(src)], capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and "debian/control was edited after conversion" in err
+    assert snapshot(src) == before
+
+
+def test_revert_refuses_unconverted(src: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["revert", str(src)], capsys)
+    assert code == 2 and "not converted" in err
+
+
+def test_dry_run_prints_diff_and_touches_nothing(
+    src: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = snapshot(src)
+    code, out, err = run(["convert", str(src), *V3, "--layout", "split", "--dry-run"], capsys)
+    assert code == 0 and err == ""
+    assert snapshot(src) == before
+    assert "--- a/debian/rules\n+++ b/debian/rules\n" in out
+    assert "+++ b/debian/hwcapdeb/maintainer.rules" in out
+    assert "+Package: libvecmath1-x86-64-v3" in out
+    # the printed diff is the real change: patch applies it exactly
+    subprocess.run(["patch", "-s", "-p1"], input=out, text=True, cwd=src, check=True)
+    converted = src.parent / "converted"
+    shutil.copytree(EXAMPLE, converted, symlinks=True)
+    assert run(["convert", str(converted), *V3, "--layout", "split"], capsys)[0] == 0
+    got, want = snapshot(src), snapshot(converted)
+    assert {k: v[:2] for k, v in got.items()} == {k: v[:2] for k, v in want.items()}
+
+
+def test_split_layout_control_and_triggers(src: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    original = (src / "debian" / "control").read_text()
+    assert (
+        run(["convert", str(src), "-p", "x86-64-v3,x86-64-v4", "--layout", "split"], capsys)[0] == 0
+    )
+    control = (src / "debian" / "control").read_text()
+    assert control.startswith(original)  # the maintainer's text is untouched
+    stanza = control[len(original) :]
+    assert "Package: libvecmath1-x86-64-v3\nArchitecture: amd64\nMulti-Arch: same\n" in stanza
+    assert "Depends: libvecmath1 (= ${binary:Version}), ${misc:Depends}" in stanza
+    assert "Replaces" not in stanza and "vecmath-bench-" not in stanza
+    for level in ("x86-64-v3", "x86-64-v4"):
+        triggers = (src / "debian" / f"libvecmath1-{level}.triggers").read_text()
+        assert "activate-noawait ldconfig" in triggers.splitlines()
+    # dpkg itself accepts the result
+    out = subprocess.run(
+        ["dpkg-architecture", "-qDEB_HOST_ARCH"], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip()
+    subprocess.run(["dpkg-checkbuilddeps", "-d", "debhelper-compat (= 13)"], cwd=src, check=False)
+    listed = subprocess.run(
+        ["dh_listpackages"], cwd=src, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "libvecmath1-x86-64-v4" in listed
+
+
+def test_version_suffix_adds_changelog_entry(src: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    original = (src / "debian" / "changelog").read_text()
+    assert run(["convert", str(src), *V3, "--version-suffix", "+hwcaps1"], capsys)[0] == 0
+    text = (src / "debian" / "changelog").read_text()
+    assert text.endswith(original)
+    parsed = subprocess.run(
+        ["dpkg-parsechangelog", "-S", "Version"],
+        cwd=src,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert parsed.stdout.strip() == "1.0.0+hwcaps1"
+
+
+# --- refusals: one line on stderr, exit 2, tree untouched ----------------------------
+
+
+def refuse(src: Path, argv: list[str], capsys: pytest.CaptureFixture[str], needle: str) -> None:
+    before = snapshot(src)
+    code, out, err = run(argv, capsys)
+    assert code == 2, (out, err)
+    assert err.startswith("hwcapdeb: error: ") and err.count("\n") == 1, err
+    assert needle in err
+    assert "Traceback" not in err
+    assert snapshot(src) == before
+
+
+def test_refuses_malformed_control(src: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    control = src / "debian" / "control"
+    control.write_text(control.read_text().replace("Package: vecmath-bench", "Package vecmath"))
+    refuse(src, ["convert", str(src), *V3], capsys, "debian/control is malformed")
+
+
+def test_refuses_control_in(src: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copy(src / "debian" / "control", src / "debian" / "control.in")
+    refuse(src, ["convert", str(src), *V3], capsys, "generated from debian/control.in")
+
+
+def test_refuses_do_not_edit_marker(src: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    control = src / "debian" / "control"
+    control.write_text("# DO NOT EDIT: generated by debian/rules\n" + control.read_text())
+    refuse(src, ["convert", str(src), *V3], capsys, "says it is generated")
+
+
+def test_refuses_package_without_library(src: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    control = src / "debian" / "control"
+    text = control.read_text().split("\nPackage: libvecmath1\n")[0]
+    text += "\nPackage: vecmath-tools\nSection: utils\nArchitecture: any\nDescription: x\n y\n"
+    control.write_text(text)
+    (src / "debian" / "libvecmath1.symbols").unlink()
+    refuse(src, ["convert", str(src), *V3], capsys, "no shared library package")
+
+
+def test_refuses_unknown_profile(src: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    refuse(src, ["convert", str(src), "-p", "x86-64-v9"], capsys, "unknown profile")
+
+
+def test_refuses_rules_without_debhelper(src: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rules = src / "debian" / "rules"
+    rules.write_text("#!/usr/bin/make -f\n%:\n\t$(MAKE) $@\n")
+    refuse(src, ["convert", str(src), *V3], capsys, "calls no debhelper command")
+
+
+def test_refuses_missing_debian_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "Makefile").write_text("all:\n")
+    refuse(tmp_path, ["convert", str(tmp_path), *V3], capsys, "has no debian/ directory")
+
+
+def test_refuses_mixed_architectures(src: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    refuse(src, ["convert", str(src), "-p", "x86-64-v3,power9"], capsys, "different architectures")
+
+
+def test_refuses_bad_version_suffix(src: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    refuse(src, ["convert", str(src), *V3, "--version-suffix", "~rc"], capsys, "not newer")
+    refuse(src, ["convert", str(src), *V3, "--version-suffix", "a b"], capsys, "version")
+
+
+def test_generated_scripts_are_posix_sh(src: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["convert", str(src), "-p", "x86-64-v2,x86-64-v3,x86-64-v4"], capsys)[0] == 0
+    script = src / "debian" / "hwcapdeb" / "variants.sh"
+    subprocess.run(["sh", "-n", str(script)], check=True)
+    if shutil.which("dash"):
+        subprocess.run(["dash", "-n", str(script)], check=True)
+    text = script.read_text()
+    assert "python" not in text  # build chroots have no python3
+    for level in ("x86-64-v2", "x86-64-v3", "x86-64-v4"):
+        assert f"{level}) echo '-march={level} -mneeded' ;;" in text
