@@ -206,7 +206,7 @@ def unpack(dsc: Path, dest: Path) -> Path:
 def convert_tree(tree: Path, profiles: Sequence[Profile]) -> None:
     # Imported late: the convert area's module; the same call `hwcapdeb build` makes.
     convert = importlib.import_module("hwcapdeb.convert")
-    convert.convert(tree, list(profiles))
+    convert.convert(tree, convert.ConvertOptions(profiles=tuple(profiles)))
 
 
 @dataclass(frozen=True)

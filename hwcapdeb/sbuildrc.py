@@ -80,7 +80,8 @@ class SbuildSettings:
 
 
 def verify_hook(settings: SbuildSettings) -> list[str]:
-    return [*settings.command(), "verify", "%SBUILD_CHANGES"]
+    # --matrix: the build log then records which CPU loads which variant
+    return [*settings.command(), "verify", "--matrix", "%SBUILD_CHANGES"]
 
 
 def prepare_hook(settings: SbuildSettings) -> list[str]:
