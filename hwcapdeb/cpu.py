@@ -373,6 +373,11 @@ def host_model(arch: str = "amd64") -> CpuModel:
             return replace(model, source=f"real loader ({loader} --list-diagnostics)")
         except (OSError, subprocess.SubprocessError, InputError):
             pass  # older glibc or a foreign loader: ask the CPU instead
+    return host_model_from_py_cpuinfo(arch)
+
+
+def host_model_from_py_cpuinfo(arch: str = "amd64") -> CpuModel:
+    """This machine's CPU from py-cpuinfo (CPUID/cpuinfo flags, Linux spelling)."""
     import cpuinfo  # py-cpuinfo; imported late, it is slow to import
 
     info = cpuinfo.get_cpu_info()

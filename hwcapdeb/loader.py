@@ -45,7 +45,7 @@ from hwcapdeb.errors import InputError
 from hwcapdeb.profiles import Architecture, Level, architecture
 
 HWCAPS_DIR = "glibc-hwcaps"
-LEGACY_HWCAPS_DIRS = ("haswell", "avx512_1", "tls", "x86_64")
+LEGACY_HWCAPS_DIRS = ("tls", "haswell", "xeon_phi", "avx512_1", "x86_64")
 
 #: EI_CLASS and e_machine the loader of each architecture accepts
 _ELF_IDENTITY = {"amd64": (64, "EM_X86_64"), "ppc64el": (64, "EM_PPC64"), "s390x": (64, "EM_S390")}
@@ -231,11 +231,21 @@ class _Search:
             found = self.take(candidate, name.level, f"glibc-hwcaps/{name.name}: {name.reason}")
             if found:
                 return found
-        legacy = [d for d in LEGACY_HWCAPS_DIRS if (directory / d / self.soname).exists()]
+        legacy = _legacy_copies(directory, self.soname)
         if legacy:
-            self.step(directory / legacy[0], NOTE,
-                      "legacy hwcaps directory: searched by glibc < 2.37 only, not modelled")
+            self.step(legacy[0], NOTE, "legacy hwcaps directory: glibc 2.33-2.36 search it "
+                      "after glibc-hwcaps/ and before the directory itself; not modelled")
         return self.take(directory / self.soname, self.arch.baseline, "the directory itself")
+
+
+def _legacy_copies(directory: Path, soname: str) -> list[Path]:
+    """SONAME under legacy hwcaps subdirectories (tls/haswell/x86_64/... combinations)."""
+    found: list[Path] = []
+    for name in LEGACY_HWCAPS_DIRS:
+        sub = directory / name
+        if sub.is_dir() and not sub.is_symlink():
+            found.extend(p for p in sorted(sub.rglob(soname)) if p.name == soname)
+    return found
 
 
 def _real_names(path: Path) -> str:
@@ -278,6 +288,28 @@ def ld_so_conf_dirs(root: Path) -> list[Path]:
 def system_dirs(root: Path, arch: Architecture) -> list[Path]:
     """Debian's built-in search directories (path.system_dirs of ld.so --list-diagnostics)."""
     return [root / d for d in (f"lib/{arch.triplet}", f"usr/lib/{arch.triplet}", "lib", "usr/lib")]
+
+
+def _expand(
+    entries: Sequence[str], root: Path, origin: Path | None, search: _Search
+) -> list[Path]:
+    """DT_RPATH/DT_RUNPATH entries as directories under ``root`` (dynamic string tokens
+    expanded as elf/dl-load.c does for $ORIGIN and $LIB)."""
+    result = []
+    lib = f"lib/{search.arch.triplet}"
+    for raw in (n for e in entries for n in e.split(":")):
+        entry = raw.replace("${LIB}", lib).replace("$LIB", lib)
+        if "ORIGIN" in entry:
+            if origin is None:
+                search.step(raw, NOTE, "$ORIGIN needs the requesting object's directory: skipped")
+                continue
+            entry = entry.replace("${ORIGIN}", str(origin)).replace("$ORIGIN", str(origin))
+            result.append(Path(entry))  # origin is already an outside path
+        elif entry.startswith("/"):
+            result.append(root / entry.lstrip("/"))
+        elif entry:
+            result.append(Path(entry))  # relative: to the current directory, like glibc
+    return result
 
 
 def _dedupe(dirs: list[Path]) -> list[Path]:
@@ -365,14 +397,22 @@ def resolve(
     hwcaps_prepend: str | Sequence[str] | None = None,
     hwcaps_mask: str | Sequence[str] | None = None,
     system: bool = True,
+    rpath: Sequence[str] = (),
+    runpath: Sequence[str] = (),
+    origin: Path | None = None,
 ) -> Resolution:
     """Which file the loader maps for ``soname`` on ``cpu``: a pure function of its inputs.
 
-    ``library_path`` is searched first (LD_LIBRARY_PATH / ``ld.so
-    --library-path``), then, if ``system``, the ld.so.cache model and the
-    system directories of ``root`` (default ``/``).  ``cpu`` should already
-    carry any tunables (:func:`hwcapdeb.cpu.apply_tunables`).  Nothing is
-    read from the environment.
+    The order is glibc's (elf/dl-load.c _dl_map_object): ``rpath`` (the
+    requesting object's DT_RPATH, ignored when it has a DT_RUNPATH), then
+    ``library_path`` (LD_LIBRARY_PATH / ``ld.so --library-path``), then
+    ``runpath`` (DT_RUNPATH), then, if ``system``, the ld.so.cache model and
+    the system directories of ``root`` (default ``/``).  ``rpath``/``runpath``
+    are paths of the target system (prefixed with ``root``); ``$ORIGIN`` in
+    them expands to ``origin`` (the requesting object's directory) and
+    ``$LIB`` to the multiarch library directory.  ``cpu`` should already carry
+    any tunables (:func:`hwcapdeb.cpu.apply_tunables`).  Nothing is read from
+    the environment.
     """
     prepend = split_list(hwcaps_prepend) or []
     mask = split_list(hwcaps_mask)
@@ -380,16 +420,16 @@ def resolve(
     if "/" in soname:  # dlopen("dir/libfoo.so.1") and DT_NEEDED with a slash: no search at all
         found = search.take(Path(soname), None, "a name with '/' is opened as is, without search")
         return found or search.done(None, None, f"{soname}: cannot open shared object file")
-    for entry in library_path:
+    base = Path(root) if root is not None else Path("/")
+    if not base.is_dir():
+        raise InputError(f"root directory {base} does not exist", hint="pass an unpacked sysroot")
+    rpath_dirs = [] if runpath else _expand(rpath, base, origin, search)
+    runpath_dirs = _expand(runpath, base, origin, search)
+    for entry in [*rpath_dirs, *library_path, *runpath_dirs]:
         found = search.search_dir(Path(entry))
         if found:
             return found
     if system:
-        base = Path(root) if root is not None else Path("/")
-        if not base.is_dir():
-            raise InputError(
-                f"root directory {base} does not exist", hint="pass an unpacked sysroot"
-            )
         sysdirs = system_dirs(base, search.arch)
         found = _cache_lookup(search, _dedupe([*ld_so_conf_dirs(base), *sysdirs]))
         if found:

@@ -95,6 +95,7 @@ def probe(
     hwcaps_mask: str | None = None,
     qemu_cpu: str | None = None,
     root: Path | None = None,
+    program: Path | None = None,
     arch: str = "amd64",
     timeout: float = 60,
 ) -> ProbeResult:
@@ -102,7 +103,9 @@ def probe(
 
     With ``root`` the loader, its ld.so.cache and ld.so.conf are the sysroot's
     (``qemu -L ROOT``, or ``chroot ROOT`` for the host CPU, which needs root);
-    paths in the result are outside paths (``ROOT/...``).
+    paths in the result are outside paths (``ROOT/...``).  With ``program``
+    (an executable that needs SONAME) the loader runs it instead of preloading
+    SONAME into true(1), so the program's DT_RPATH/DT_RUNPATH take part.
     """
     spec = architecture(arch)
     if spec.loader is None:
@@ -134,8 +137,9 @@ def probe(
     path_arg = ":".join(str(p) for p in library_path)
     if path_arg:
         options += ["--library-path", path_arg]
-    options += ["--preload", soname]
-    true = _true_program(root)
+    if program is None:
+        options += ["--preload", soname]
+    true = str(program) if program is not None else _true_program(root)
     argv = [*prefix, loader, *options, true]
     list_argv = [*prefix, loader, *options, "--list", true]
     env = _child_env(tunables)

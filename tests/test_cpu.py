@@ -10,6 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hwcapdeb.cpu import (
     apply_tunables,
@@ -189,3 +191,30 @@ def test_named_cpu_matches_what_qemu_shows_the_loader(name: str) -> None:
     # what the named model has, the emulated CPU has too (qemu may add more)
     level_features = {f for lv in AMD64.all_levels for f in lv.features}
     assert (named.features - seen.features) & level_features == set()
+
+
+def test_py_cpuinfo_fallback_agrees_with_the_loader() -> None:
+    from hwcapdeb.cpu import host_model_from_py_cpuinfo
+
+    fallback = host_model_from_py_cpuinfo()
+    assert fallback.source.startswith("py-cpuinfo")
+    if os.path.exists(LOADER):
+        real = cpu_model("host")
+        assert highest_level(fallback) == highest_level(real)
+        assert fallback.isa_1 == real.isa_1
+
+
+@needs_loader
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.sampled_from(sorted(feature_table().maskable | {"F16C", "SSE3", "NOSUCH"})),
+        min_size=1, max_size=4,
+    ),
+    st.booleans(),
+)
+def test_random_mask_combinations_match_the_real_loader(names: list[str], plus: bool) -> None:
+    items = [f"-{n}" for n in names] + ([f"+{names[0]}"] if plus else [])
+    tunables = "glibc.cpu.hwcaps=" + ",".join(items)
+    model = apply_tunables(cpu_model("host"), tunables)
+    assert len(supported_levels(model)) - 1 == active_subdirs(diagnostics(tunables)), tunables

@@ -151,3 +151,16 @@ def test_prepended_custom_dir_is_searched_without_cpu_check(tmp_path: Path) -> N
     assert res.level is None
     real = probe(SONAME, library_path=[lib], hwcaps_prepend="custom")
     assert real.path == res.path
+
+
+def test_legacy_hwcaps_dir_is_flagged(tmp_path: Path) -> None:
+    """glibc 2.36 still searches tls/, x86_64/...: the model says it does not model them."""
+    lib = tmp_path / "lib"
+    install_variant_tree(lib, soname=SONAME, levels=())
+    compile_library(lib / "x86_64" / SONAME, soname=SONAME, cflags=["-march=x86-64"])
+    res = resolve(SONAME, cpu_model("host"), library_path=[lib], system=False)
+    assert any(s.verdict == "note" and "legacy" in s.reason for s in res.trace)
+    real = probe(SONAME, library_path=[lib])
+    version = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    if version.startswith("glibc 2.3") and int(version.split(".")[1]) < 37:
+        assert real.path == lib / "x86_64" / SONAME  # why the note exists
