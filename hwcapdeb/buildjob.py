@@ -31,7 +31,7 @@ from debian.deb822 import Dsc
 from hwcapdeb.build import BuildRequest, BuildResult, get_builder
 from hwcapdeb.build.dpkg import BuildFailed, UnmetBuildDependencies, source_identity
 from hwcapdeb.errors import InputError, UsageError
-from hwcapdeb.profiles import BASELINE, Profile
+from hwcapdeb.profiles import Profile
 from hwcapdeb.tools import run
 
 VARIANT_TESTS = ("auto", "all", "none")
@@ -52,11 +52,11 @@ class Progress:
 
     @property
     def failed(self) -> bool:
-        return self.message.startswith(("failed", "error"))
+        return re.search(r"\bfailed\b", self.message) is not None and "passed" not in self.message
 
     @property
     def finished(self) -> bool:
-        return self.message.startswith(("done", "finished", "installed"))
+        return self.message.startswith(("build done", "done", "installed"))
 
 
 def parse_progress(line: str) -> Progress | None:
@@ -102,7 +102,10 @@ class VariantBuildFailed(BuildFailed):
         where = f"variant {variant}" if variant else "the build"
         message = f"{where} failed: {cause.message}"
         log = variant_log or cause.log
-        super().__init__(message, log=log, tail=_tail_of(log) or cause.tail, hint=cause.hint)
+        hint = cause.hint
+        if variant_log:
+            hint = f"its log is {variant_log}, the whole build's {cause.log}"
+        super().__init__(message, log=log, tail=_tail_of(log) or cause.tail, hint=hint)
         self.variant = variant
         self.build_log = cause.log
 
@@ -190,17 +193,19 @@ def convert_tree(tree: Path, profiles: Sequence[Profile]) -> None:
     """Convert the scratch tree with the convert area's library function."""
     # Imported late: everything but conversion works without the convert module.
     convert = importlib.import_module("hwcapdeb.convert")
-    convert.convert(tree, list(profiles))
+    convert.convert(tree, convert.ConvertOptions(profiles=tuple(profiles)))
+
+
+#: where the generated rules keep one log per variant (debian/hwcapdeb/logs/<level>.log)
+VARIANT_LOG_DIR = Path("debian") / "hwcapdeb" / "logs"
 
 
 def variant_logs(tree: Path) -> dict[str, Path]:
     """variant -> log file the generated rules wrote in the tree (empty if none)."""
-    logs: dict[str, Path] = {}
-    for directory in (tree / "debian" / ".hwcapdeb" / "logs", tree / "debian" / "hwcapdeb-logs"):
-        if directory.is_dir():
-            for path in sorted(directory.glob("*.log")):
-                logs[path.stem] = path
-    return logs
+    directory = tree / VARIANT_LOG_DIR
+    if not directory.is_dir():
+        return {}
+    return {path.stem: path for path in sorted(directory.glob("*.log"))}
 
 
 def _copy_variant_logs(tree: Path, out_dir: Path, stem: str) -> dict[str, Path]:
@@ -258,7 +263,7 @@ def run_job(job: BuildJob, *, on_line: Callable[[str], None] | None = None) -> B
             ) from None
         except BuildFailed as err:
             logs = _copy_variant_logs(tree, out_dir, stem)
-            failed = _failed_variant(err.log)
+            failed = failed_variant(err.log, [p.level.name for p in job.profiles])
             raise VariantBuildFailed(
                 err, variant=failed, variant_log=logs.get(failed) if failed else None
             ) from None
@@ -278,23 +283,29 @@ def run_job(job: BuildJob, *, on_line: Callable[[str], None] | None = None) -> B
                 shutil.rmtree(work)
 
 
-def _failed_variant(log: Path) -> str | None:
-    """The variant whose step was running (or reported failure) when the build stopped."""
+def failed_variant(log: Path, variants: Sequence[str]) -> str | None:
+    """The variant that reported a failure, or whose build was running, when the build stopped."""
     running: str | None = None
     failed: str | None = None
     try:
         with log.open(encoding="utf-8", errors="replace") as fh:
             for line in fh:
-                progress = parse_progress(line)
-                if progress is None:
+                match = _PROGRESS.match(line.strip())
+                if match is None:
                     continue
+                variant, message = match.group("variant"), match.group("message")
+                if variant == "error":  # "hwcapdeb: error: <variant>: what went wrong"
+                    named = message.split(": ", 1)[0]
+                    if named in variants:
+                        failed = named
+                    continue
+                progress = Progress(variant, message)
                 if progress.failed:
-                    failed = progress.variant
-                elif progress.finished:
-                    running = None if running == progress.variant else running
-                else:
-                    running = progress.variant
+                    failed = variant
+                elif message.startswith("build started"):
+                    running = variant
+                elif progress.finished and running == variant:
+                    running = None
     except OSError:
         return None
-    found = failed or running
-    return None if found == BASELINE and not failed else found
+    return failed or running

@@ -287,10 +287,11 @@ def test_missing_build_dependency(tmp_path: Path) -> None:
 
 FAILING_VARIANT = """
 override_dh_auto_build:
-\t@echo "hwcapdeb: baseline: build"
 \tdh_auto_build
-\t@echo "hwcapdeb: baseline: done"
-\t@echo "hwcapdeb: x86-64-v3: build"
+\t@echo "hwcapdeb: x86-64-v2: build started"
+\t@echo "hwcapdeb: x86-64-v2: tests ran natively"
+\t@echo "hwcapdeb: x86-64-v2: build done"
+\t@echo "hwcapdeb: x86-64-v3: build started"
 \t@echo "tiny.c:1: error: marker-of-the-failure" >&2
 \t@exit 1
 """
@@ -342,3 +343,22 @@ def test_build_failure_without_progress_lines(tmp_path: Path) -> None:
     with pytest.raises(BuildFailed) as caught:
         run_job(BuildJob(source=tree, profiles=(), out_dir=tmp_path / "out", convert=False))
     assert "the build failed" in str(caught.value)
+
+
+def test_failed_variant_from_progress_lines(tmp_path: Path) -> None:
+    log = tmp_path / "x.build"
+    variants = ["x86-64-v2", "x86-64-v3"]
+    log.write_text(
+        "hwcapdeb: x86-64-v2: build started (log debian/hwcapdeb/logs/x86-64-v2.log)\n"
+        "hwcapdeb: x86-64-v2: build done\n"
+        "hwcapdeb: x86-64-v2: load check passed under qemu-x86_64 -cpu Nehalem\n"
+        "dh_shlibdeps: error: something unrelated to variants\n"
+    )
+    assert buildjob.failed_variant(log, variants) is None
+    log.write_text(
+        "hwcapdeb: x86-64-v2: build done\n"
+        "hwcapdeb: error: x86-64-v3: libfoo.so.1 does not load under qemu-x86_64 -cpu Haswell\n"
+    )
+    assert buildjob.failed_variant(log, variants) == "x86-64-v3"
+    log.write_text("hwcapdeb: x86-64-v3: build started\nmake: *** Error 2\n")
+    assert buildjob.failed_variant(log, variants) == "x86-64-v3"

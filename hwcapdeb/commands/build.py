@@ -17,7 +17,14 @@ from hwcapdeb.profiles import BASELINE, Profile, ProfileRegistry
 
 
 class VariantDisplay:
-    """One spinner line per variant, fed by the ``hwcapdeb: <variant>: ...`` log lines."""
+    """One spinner line per variant, fed by the ``hwcapdeb: <variant>: ...`` log lines.
+
+    The baseline is the maintainer's own build, which prints no progress line
+    of ours: it runs from the start until the first variant starts.  The last
+    line follows dpkg-deb building the packages.
+    """
+
+    PACKAGES = "packages"
 
     def __init__(self, console: Console, variants: list[str]) -> None:
         self.progress = RichProgress(
@@ -30,17 +37,32 @@ class VariantDisplay:
         )
         self.tasks: dict[str, TaskID] = {}
         for variant in variants:
-            self._task(variant, "waiting")
+            self._task(variant, "building (debian/rules)" if variant == BASELINE else "waiting")
+        self._task(self.PACKAGES, "waiting")
+        self.baseline_done = False
 
     def _task(self, variant: str, message: str) -> TaskID:
         if variant not in self.tasks:
             self.tasks[variant] = self.progress.add_task(message, variant=variant, total=1)
         return self.tasks[variant]
 
+    def _finish(self, variant: str, message: str) -> None:
+        self.progress.update(self._task(variant, message), description=message, completed=1)
+
     def __call__(self, line: str) -> None:
+        if line.startswith("dpkg-deb: building package"):
+            if not self.baseline_done:
+                self.baseline_done = True
+                self._finish(BASELINE, "done")
+            package = line.split("'")[1] if "'" in line else line.split()[-1]
+            self.progress.update(self.tasks[self.PACKAGES], description=f"building {package}")
+            return
         event = parse_progress(line)
         if event is None:
             return
+        if event.variant != BASELINE and not self.baseline_done:
+            self.baseline_done = True
+            self._finish(BASELINE, "done")
         task = self._task(event.variant, event.message)
         completed = 1 if event.finished or event.failed else 0
         self.progress.update(task, description=event.message[:70], completed=completed)
