@@ -24,6 +24,7 @@ pytestmark = pytest.mark.skipif(
     not (os.path.exists(AMD64.loader or "") and LDCONFIG), reason="needs the amd64 loader"
 )
 QEMU = shutil.which("qemu-x86_64")
+LAYOUTS = ["good", "no-soname-links", "v4-in-v3", "two-dirs", "v4-baseline"]
 
 
 def make_root(root: Path, conf: str) -> Path:
@@ -58,6 +59,11 @@ def layouts(base: Path) -> dict[str, Path]:
     install_variant_tree(r / "opt" / "hw", soname=SONAME,
                          flags_for={"x86-64-v3": ["-march=x86-64-v4", "-mneeded"]})
     roots["v4-in-v3"] = r
+    # a v4-marked baseline: ldconfig records no level for plain entries, so it is fatal
+    r = make_root(base / "v4-baseline", "/opt/hw\n")
+    install_variant_tree(r / "opt" / "hw", soname=SONAME, levels=(),
+                         flags_for={"baseline": ["-march=x86-64-v4", "-mneeded"]})
+    roots["v4-baseline"] = r
     # hwcaps entries compete across directories; the first plain entry wins
     r = make_root(base / "two-dirs", "include /etc/ld.so.conf.d/*.conf\n")
     (r / "etc" / "ld.so.conf.d").mkdir()
@@ -83,23 +89,28 @@ def test_ld_so_conf_include_globs(roots: dict[str, Path]) -> None:
 
 @pytest.mark.skipif(QEMU is None, reason="needs qemu-user")
 @pytest.mark.parametrize("cpu", ["x86_64", "nehalem", "haswell"])
-@pytest.mark.parametrize("layout", ["good", "no-soname-links", "v4-in-v3", "two-dirs"])
+@pytest.mark.parametrize("layout", LAYOUTS)
 def test_cache_model_agrees_with_the_real_loader(
     roots: dict[str, Path], cpu: str, layout: str
 ) -> None:
     model = cpu_model(cpu)
     real = probe(SONAME, root=roots[layout], qemu_cpu=model.qemu_cpu)
     res = resolve(SONAME, model, root=roots[layout])
-    assert real.path is not None, real
+    # everything loads except the v4-marked baseline on a CPU below v4
+    fatal = layout == "v4-baseline" and model.isa_1 < 0xF
+    assert (real.path is None) == fatal, real
     assert real.path == res.path, (real, res.error, res.trace)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root")
-@pytest.mark.parametrize("layout", ["good", "no-soname-links", "v4-in-v3", "two-dirs"])
+@pytest.mark.parametrize("layout", LAYOUTS)
 def test_cache_model_agrees_on_the_host(roots: dict[str, Path], layout: str) -> None:
+    model = cpu_model("host")
     real = probe(SONAME, root=roots[layout])
-    res = resolve(SONAME, cpu_model("host"), root=roots[layout])
-    assert real.path is not None, real
+    res = resolve(SONAME, model, root=roots[layout])
+    # everything loads except the v4-marked baseline on a CPU below v4
+    fatal = layout == "v4-baseline" and model.isa_1 < 0xF
+    assert (real.path is None) == fatal, real
     assert real.path == res.path, (real, res.error, res.trace)
 
 
