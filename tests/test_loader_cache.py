@@ -124,3 +124,20 @@ def test_cache_skips_an_over_marked_hwcaps_entry(roots: dict[str, Path]) -> None
 def test_cache_uses_hwcaps_files_without_soname_links(roots: dict[str, Path]) -> None:
     res = resolve(SONAME, cpu_model("haswell"), root=roots["no-soname-links"])
     assert res.path == roots["no-soname-links"] / "opt/hw/glibc-hwcaps/x86-64-v3/libhwtest.so.1.0.0"
+
+
+@pytest.mark.skipif(QEMU is None, reason="needs qemu-user")
+@pytest.mark.parametrize(("prepend", "mask"),
+                         [("x86-64-v4", None), (None, "x86-64-v2"), ("x86-64-v3", "")])
+@pytest.mark.parametrize("layout", ["good", "v4-in-v3", "no-soname-links"])
+def test_cache_with_prepend_and_mask(
+    roots: dict[str, Path], layout: str, prepend: str | None, mask: str | None
+) -> None:
+    """Through the cache a prepended name still meets the ISA-level check (skipped, not fatal)."""
+    for cpu in ("nehalem", "haswell"):
+        model = cpu_model(cpu)
+        real = probe(SONAME, root=roots[layout], qemu_cpu=model.qemu_cpu,
+                     hwcaps_prepend=prepend, hwcaps_mask=mask)
+        res = resolve(SONAME, model, root=roots[layout], hwcaps_prepend=prepend,
+                      hwcaps_mask=mask)
+        assert real.path is not None and real.path == res.path, (cpu, real, res.trace)
