@@ -37,6 +37,7 @@ TOOL_PACKAGES: dict[str, str] = {
     "apt-get": "apt",
     "ldconfig": "libc-bin",
     "lintian": "lintian",
+    "time": "time",
     "chroot": "coreutils",
 }
 
