@@ -79,8 +79,10 @@ class BuildJob:
     builder: str = "dpkg"
     nocheck: bool = False
     convert: bool = True  # False builds the package unchanged (for comparisons)
+    layout: str = "inline"  # hwcapdeb convert --layout
     keep_work: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
+    extra_args: tuple[str, ...] = ()  # given to the builder program as they are
 
 
 @dataclass(frozen=True)
@@ -189,11 +191,11 @@ def scratch_tree(source: Path, work: Path) -> Path:
     return tree
 
 
-def convert_tree(tree: Path, profiles: Sequence[Profile]) -> None:
+def convert_tree(tree: Path, profiles: Sequence[Profile], layout: str = "inline") -> None:
     """Convert the scratch tree with the convert area's library function."""
     # Imported late: everything but conversion works without the convert module.
     convert = importlib.import_module("hwcapdeb.convert")
-    convert.convert(tree, convert.ConvertOptions(profiles=tuple(profiles)))
+    convert.convert(tree, convert.ConvertOptions(profiles=tuple(profiles), layout=layout))
 
 
 #: where the generated rules keep one log per variant (debian/hwcapdeb/logs/<level>.log)
@@ -240,7 +242,7 @@ def run_job(job: BuildJob, *, on_line: Callable[[str], None] | None = None) -> B
         tree = scratch_tree(source.resolve(), work)
         name, version = source_identity(tree)
         if job.convert:
-            convert_tree(tree, job.profiles)
+            convert_tree(tree, job.profiles, job.layout)
         env = {"HWCAPDEB_VARIANT_TESTS": job.variant_tests, **job.extra_env}
         request = BuildRequest(
             source=tree,
@@ -248,6 +250,7 @@ def run_job(job: BuildJob, *, on_line: Callable[[str], None] | None = None) -> B
             jobs=job.jobs,
             nocheck=job.nocheck,
             env=env,
+            extra_args=job.extra_args,
             on_line=on_line,
         )
         started = time.monotonic()

@@ -314,7 +314,7 @@ def test_cli_failure_shows_tail_and_exits_2(
 ) -> None:
     # The CLI's failure rendering, on a real failing dpkg-buildpackage run of an
     # unconverted package (conversion is covered by the convert area's tests).
-    monkeypatch.setattr(buildjob, "convert_tree", lambda tree, profiles: None)
+    monkeypatch.setattr(buildjob, "convert_tree", lambda tree, profiles, layout: None)
     tree = make_source(tmp_path / "src", rules_extra=FAILING_VARIANT)
     before = snapshot(tree)
     argv = [str(tree), "--profile", "x86-64-v3", "--out", str(tmp_path / "o")]
@@ -329,7 +329,7 @@ def test_cli_failure_shows_tail_and_exits_2(
 def test_cli_success_is_a_short_summary(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(buildjob, "convert_tree", lambda tree, profiles: None)
+    monkeypatch.setattr(buildjob, "convert_tree", lambda tree, profiles, layout: None)
     tree = make_source(tmp_path)
     argv = [str(tree), "--profile", "x86-64-v3", "--out", str(tmp_path / "o")]
     code, out, err = _cli(argv, capsys)

@@ -13,7 +13,7 @@ from hwcapdeb.build import available_builders
 from hwcapdeb.build.dpkg import BuildFailed, host_arch
 from hwcapdeb.buildjob import VARIANT_TESTS, BuildJob, BuildOutcome, parse_progress, run_job
 from hwcapdeb.errors import UsageError
-from hwcapdeb.profiles import BASELINE, Profile, ProfileRegistry
+from hwcapdeb.profiles import BASELINE, Profile, ProfileRegistry, check_profile
 
 
 class VariantDisplay:
@@ -70,6 +70,8 @@ class VariantDisplay:
 
 def _resolve_profiles(names: tuple[str, ...], arch: str) -> list[Profile]:
     profiles = ProfileRegistry().resolve_many(list(names), arch)
+    for profile in profiles:
+        check_profile(profile)
     foreign = [p for p in profiles if p.arch != arch]
     if foreign:
         raise UsageError(
@@ -102,6 +104,7 @@ def _summary(outcome: BuildOutcome, profiles: list[Profile]) -> None:
 @click.argument("source", metavar="SRC_DIR|FILE.dsc", type=click.Path(path_type=Path))
 @click.option(
     "--profile",
+    "-p",
     "profile_names",
     multiple=True,
     required=True,
@@ -133,6 +136,21 @@ def _summary(outcome: BuildOutcome, profiles: list[Profile]) -> None:
     help="How to build: dpkg-buildpackage here, or sbuild in a clean chroot.",
 )
 @click.option(
+    "--layout",
+    type=click.Choice(("inline", "split")),
+    default="inline",
+    show_default=True,
+    help="Variants in the library's own package, or in one package per level (see convert).",
+)
+@click.option(
+    "--builder-arg",
+    "--sbuild-arg",
+    "builder_args",
+    multiple=True,
+    metavar="ARG",
+    help="Pass ARG to the builder program (dpkg-buildpackage or sbuild); repeatable.",
+)
+@click.option(
     "--keep-work", is_flag=True, help="Keep the converted scratch tree and print its path."
 )
 def command(
@@ -142,6 +160,8 @@ def command(
     jobs: int,
     variant_tests: str,
     builder: str,
+    layout: str,
+    builder_args: tuple[str, ...],
     keep_work: bool,
 ) -> None:
     """Convert a copy of SRC_DIR (or FILE.dsc) and build it with one variant per profile.
@@ -158,6 +178,8 @@ def command(
         variant_tests=variant_tests,
         builder=builder,
         keep_work=keep_work,
+        extra_args=builder_args,
+        layout=layout,
     )
     console = Console(stderr=True)
     variants = [BASELINE, *(p.level.name for p in profiles)]
