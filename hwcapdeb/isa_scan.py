@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import bisect
 import re
-from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -261,7 +260,7 @@ class IsaAudit:
     path: Path
     arch: str
     code_size: int
-    instructions: int
+    decoded_bytes: int
     functions: list[FunctionAudit]
     #: why this object is taken to detect the CPU at run time (empty: it cannot dispatch)
     dispatch_evidence: list[str]
@@ -380,35 +379,50 @@ def isa_token(name: str, features: Iterable[str] = ()) -> str | None:
     return None
 
 
-def _scan_sections(facts: CodeFacts, arch_name: str) -> tuple[
-    int, list[tuple[int, int]], array[int], array[int], array[int], list[int]
-]:
+def _scan_sections(facts: CodeFacts, arch_name: str) -> tuple[int, list[tuple[int, int]],
+                                                                 list[int]]:
+    """The hot loop: above-baseline instructions and CPU probes, nothing else.
+
+    Control flow is decoded lazily, only for the entry blocks rule 4 visits.
+    """
     table = _scan_table(arch_name)
+    wanted = [word & (_RANK_MASK | _PROBE) for word in table]
     bitness = facts.elf_class
     hits: list[tuple[int, int]] = []
-    enders: array[int] = array("Q")
-    edge_from: array[int] = array("Q")
-    edge_to: array[int] = array("Q")
     probes: list[int] = []
-    count = 0
+    size = 0
     for section in facts.sections:
         decoder = Decoder(bitness, section.data, ip=section.address)
         for ins in decoder:
+            if wanted[ins.code]:
+                code = ins.code
+                if table[code] & _PROBE:
+                    probes.append(ins.ip)
+                if table[code] & _RANK_MASK:
+                    hits.append((ins.ip, code))
+        size += len(section.data)
+    return size, hits, probes
+
+
+def _entry_block(facts: CodeFacts, start: int, end: int, arch_name: str) -> tuple[int, list[int]]:
+    """End of the straight-line block at ``start`` and the direct call/jump targets in it."""
+    table = _scan_table(arch_name)
+    for section in facts.sections:
+        lo = section.address
+        if not lo <= start < lo + len(section.data):
+            continue
+        # entry blocks are short: a bounded window, no copy of the whole section
+        offset = start - lo
+        data = section.data[offset: offset + min(end - start, 512)]
+        targets: list[int] = []
+        for ins in Decoder(facts.elf_class, data, ip=start):
             word = table[ins.code]
-            if not word:
-                continue
-            ip = ins.ip
-            if word & _RANK_MASK:
-                hits.append((ip, ins.code))
-            if word & _ENDER:
-                enders.append(ip)
             if word & (_CALL | _JUMP):
-                edge_from.append(ip)
-                edge_to.append(ins.near_branch_target)
-            if word & _PROBE:
-                probes.append(ip)
-        count += decoder.position  # bytes, reported as the size decoded
-    return count, hits, enders, edge_from, edge_to, probes
+                targets.append(ins.near_branch_target)
+            if word & _ENDER:
+                return ins.ip, targets
+        return start + len(data), targets  # no end seen in the window: claim no more
+    return start, []
 
 
 def _boundaries(facts: CodeFacts) -> tuple[list[int], dict[int, tuple[str, bool]]]:
@@ -429,7 +443,7 @@ def audit(path: Path, *, arch_name: str = "amd64", debug_file: Path | None = Non
           facts: CodeFacts | None = None) -> IsaAudit:
     """Decode ``path``'s code and attribute every above-baseline instruction to a function."""
     facts = facts or read_code(path, debug_file=debug_file)
-    size, hits, enders, edge_from, edge_to, probes = _scan_sections(facts, arch_name)
+    size, hits, probes = _scan_sections(facts, arch_name)
     starts, names = _boundaries(facts)
     section_ends = sorted((s.address, s.address + len(s.data)) for s in facts.sections)
 
@@ -454,11 +468,16 @@ def audit(path: Path, *, arch_name: str = "amd64", debug_file: Path | None = Non
                 return f"{names[starts[j]][0]}+0x{start - starts[j]:x}", False
         return f"fun_{start:x}", False
 
-    def entry_end(index: int) -> int:
+    blocks: dict[int, tuple[int, list[int]]] = {}
+
+    def entry_block(index: int) -> tuple[int, list[int]]:
         start = starts[index]
-        pos = bisect.bisect_left(enders, start)
-        first = enders[pos] if pos < len(enders) else 2**64
-        return min(first, function_end(index))
+        if start not in blocks:
+            blocks[start] = _entry_block(facts, start, function_end(index), arch_name)
+        return blocks[start]
+
+    def entry_end(index: int) -> int:
+        return entry_block(index)[0]
 
     # functions with above-baseline code
     audited: dict[int, FunctionAudit] = {}
@@ -503,19 +522,12 @@ def audit(path: Path, *, arch_name: str = "amd64", debug_file: Path | None = Non
     roots |= set(facts.init_array)
     unconditional: set[int] = set()
     todo = [r for r in roots if function_index(r) >= 0 and starts[function_index(r)] == r]
-    order = sorted(range(len(edge_from)), key=edge_from.__getitem__) if edge_from else []
-    sorted_from = [edge_from[i] for i in order]
     while todo:
         start = todo.pop()
         if start in unconditional:
             continue
         unconditional.add(start)
-        index = function_index(start)
-        end_of_entry = entry_end(index)
-        lo = bisect.bisect_left(sorted_from, start)
-        hi = bisect.bisect_right(sorted_from, end_of_entry)  # the ending jmp itself counts
-        for k in range(lo, hi):
-            target = edge_to[order[k]]
+        for target in entry_block(function_index(start))[1]:
             t_index = function_index(target)
             if t_index >= 0 and starts[t_index] == target and target != start:
                 todo.append(target)
@@ -532,7 +544,7 @@ def audit(path: Path, *, arch_name: str = "amd64", debug_file: Path | None = Non
         path=path,
         arch=arch_name,
         code_size=facts.code_size,
-        instructions=size,
+        decoded_bytes=size,
         functions=sorted(audited.values(), key=lambda f: f.start),
         dispatch_evidence=evidence,
         unconditional=unconditional,
