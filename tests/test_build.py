@@ -309,33 +309,54 @@ def test_failed_build_names_the_variant(tmp_path: Path) -> None:
     assert err.build_log == out / "tiny_1.0_amd64.build" and err.build_log.is_file()
 
 
-def test_cli_failure_shows_tail_and_exits_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+AVX2_REFUSED = """\
+#ifdef __AVX2__
+#error "tiny refuses AVX2: marker-of-the-failure"
+#endif
+int tiny_add(int a, int b) { return a + b; }
+"""
+
+
+def test_cli_failure_names_variant_shows_tail_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # The CLI's failure rendering, on a real failing dpkg-buildpackage run of an
-    # unconverted package (conversion is covered by the convert area's tests).
-    monkeypatch.setattr(buildjob, "convert_tree", lambda tree, profiles, layout: None)
-    tree = make_source(tmp_path / "src", rules_extra=FAILING_VARIANT)
+    # Converted for real; the x86-64-v3 variant's compile fails as xxhash's does.
+    tree = make_source(tmp_path / "src")
+    (tree / "tiny.c").write_text(AVX2_REFUSED)
     before = snapshot(tree)
-    argv = [str(tree), "--profile", "x86-64-v3", "--out", str(tmp_path / "o")]
-    code, out, err = _cli(argv, capsys)
-    assert code == 2 and out == ""
+    out = tmp_path / "o"
+    code, stdout, err = _cli([str(tree), "-p", "x86-64-v2,x86-64-v3", "--out", str(out)], capsys)
+    assert code == 2 and stdout == ""
     lines = err.splitlines()
     assert lines[-1].startswith("hwcapdeb: error: variant x86-64-v3 failed")
+    assert f"its log is {out / 'tiny_1.0.x86-64-v3.log'}" in lines[-1]
     assert any("marker-of-the-failure" in line for line in lines[:-1])
+    assert (out / "tiny_1.0.x86-64-v2.log").is_file()
     assert snapshot(tree) == before
 
 
-def test_cli_success_is_a_short_summary(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+def test_cli_converts_a_copy_and_builds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(buildjob, "convert_tree", lambda tree, profiles, layout: None)
-    tree = make_source(tmp_path)
-    argv = [str(tree), "--profile", "x86-64-v3", "--out", str(tmp_path / "o")]
-    code, out, err = _cli(argv, capsys)
+    tree = make_source(tmp_path / "src")
+    before = snapshot(tree)
+    out = tmp_path / "o"
+    code, stdout, err = _cli([str(tree), "-p", "x86-64-v2,x86-64-v3", "--out", str(out)], capsys)
     assert code == 0 and err == ""
-    assert out.splitlines()[0].startswith("built tiny 1.0 with x86-64-v3")
-    assert "  libtiny1_1.0_amd64.deb" in out.splitlines()
+    assert stdout.splitlines()[0].startswith("built tiny 1.0 with x86-64-v2, x86-64-v3 in ")
+    assert "  libtiny1_1.0_amd64.deb" in stdout.splitlines()
+    assert snapshot(tree) == before  # converted and built in a scratch copy
+    listing = subprocess.run(
+        ["dpkg-deb", "-c", str(out / "libtiny1_1.0_amd64.deb")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for level in ("x86-64-v2", "x86-64-v3"):
+        assert f"/usr/lib/x86_64-linux-gnu/glibc-hwcaps/{level}/libtiny.so.1" in listing
+        assert (out / f"tiny_1.0.{level}.log").is_file()
+    log = (out / "tiny_1.0_amd64.build").read_text()
+    assert "hwcapdeb: x86-64-v3: build done" in log
 
 
 def test_build_failure_without_progress_lines(tmp_path: Path) -> None:
