@@ -318,8 +318,10 @@ def plan_conversion(root: Path, options: ConvertOptions) -> Plan:
         text += env.get_template("control-split.j2").render(context)
         files["debian/control"] = FileState(text.encode(), control.mode)
         triggers = env.get_template("triggers.j2").render(context).encode()
+        overrides = env.get_template("lintian-overrides.j2").render(context).encode()
         for entry in split:
             files[f"debian/{entry['name']}.triggers"] = FileState(triggers, 0o644)
+            files[f"debian/{entry['name']}.lintian-overrides"] = FileState(overrides, 0o644)
     date = None
     if options.version_suffix:
         changelog = _original_state(root, manifest, "debian/changelog")

@@ -149,7 +149,7 @@ def test_split_layout_control_and_triggers(src: Path, capsys: pytest.CaptureFixt
     assert control.startswith(original)  # the maintainer's text is untouched
     stanza = control[len(original) :]
     assert "Package: libvecmath1-x86-64-v3\nArchitecture: amd64\nMulti-Arch: same\n" in stanza
-    assert "Depends: libvecmath1 (= ${binary:Version}), ${misc:Depends}" in stanza
+    assert "Depends: libvecmath1 (= ${binary:Version}), ${shlibs:Depends}" in stanza
     assert "Replaces" not in stanza and "vecmath-bench-" not in stanza
     for level in ("x86-64-v3", "x86-64-v4"):
         triggers = (src / "debian" / f"libvecmath1-{level}.triggers").read_text()

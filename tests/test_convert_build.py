@@ -1,0 +1,323 @@
+"""Converted packages built for real with dpkg-buildpackage, then inspected.
+
+examples/vecmath (dh, in-tree Makefile, maintainer overrides) and Debian's
+own zlib (non-dh rules, apt-get source) are built unconverted and converted;
+the .debs are unpacked and checked: glibc-hwcaps files and SONAME links, ISA
+markers, shlibs/symbols/triggers identical to the unconverted build, the
+variants' debug files in -dbgsym, and the real loader's choice.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hwcapdeb.cli import main
+from hwcapdeb.elf import read_elf
+from hwcapdeb.profiles import architecture
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "vecmath"
+AMD64 = architecture("amd64")
+TRIPLET = AMD64.triplet
+LOADER = AMD64.loader or "/lib64/ld-linux-x86-64.so.2"
+ALL_LEVELS = ["x86-64-v2", "x86-64-v3", "x86-64-v4"]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        subprocess.run(
+            ["dpkg", "--print-architecture"], capture_output=True, text=True
+        ).stdout.strip()
+        != "amd64",
+        reason="the profiles used here are for amd64",
+    ),
+]
+
+
+def supported_levels() -> list[str]:
+    """Levels this CPU runs, from the real loader."""
+    out = subprocess.run([LOADER, "--help"], capture_output=True, text=True).stdout
+    return [lv for lv in ALL_LEVELS if re.search(rf"^\s+{lv} \(supported", out, re.M)]
+
+
+@dataclass
+class Built:
+    tree: Path
+    out: Path
+    log: str
+
+    def deb(self, package: str) -> Path:
+        (found,) = self.out.glob(f"{package}_*.deb")
+        return found
+
+    def unpack(self, package: str) -> Path:
+        dest = self.out / f"x-{package}"
+        if not dest.exists():
+            subprocess.run(["dpkg-deb", "-x", self.deb(package), dest], check=True)
+        return dest
+
+    def control(self, package: str, name: str) -> bytes | None:
+        dest = self.out / f"c-{package}"
+        if not dest.exists():
+            subprocess.run(["dpkg-deb", "-e", self.deb(package), dest], check=True)
+        path = dest / name
+        return path.read_bytes() if path.exists() else None
+
+
+def build(tree: Path, env: dict[str, str] | None = None, check: bool = True) -> Built:
+    """dpkg-buildpackage -us -uc -b in tree; the results land in tree's parent."""
+    result = subprocess.run(
+        ["dpkg-buildpackage", "-us", "-uc", "-b"],
+        cwd=tree,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+    )
+    log = result.stdout + result.stderr
+    if check:
+        assert result.returncode == 0, log[-4000:]
+    return Built(tree, tree.parent, log)
+
+
+def convert(tree: Path, *args: str) -> None:
+    assert main(["convert", str(tree), *args]) == 0
+
+
+def copy_example(base: Path, name: str) -> Path:
+    dest = base / name / "vecmath"
+    shutil.copytree(EXAMPLE, dest, symlinks=True)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def vecmath(tmp_path_factory: pytest.TempPathFactory) -> tuple[Built, Built]:
+    base = tmp_path_factory.mktemp("vecmath")
+    plain = build(copy_example(base, "plain"))
+    tree = copy_example(base, "converted")
+    convert(tree, "--profile", ",".join(ALL_LEVELS))
+    return plain, build(tree)
+
+
+def hwcaps_dir(root: Path, level: str, libdir: str = f"usr/lib/{TRIPLET}") -> Path:
+    return root / libdir / "glibc-hwcaps" / level
+
+
+def test_variants_installed_with_soname_links(vecmath: tuple[Built, Built]) -> None:
+    _, conv = vecmath
+    root = conv.unpack("libvecmath1")
+    for level in ALL_LEVELS:
+        d = hwcaps_dir(root, level)
+        assert sorted(p.name for p in d.iterdir()) == ["libvecmath.so.1", "libvecmath.so.1.0.0"]
+        assert os.readlink(d / "libvecmath.so.1") == "libvecmath.so.1.0.0"
+        facts = read_elf(d / "libvecmath.so.1.0.0")
+        assert facts.soname == "libvecmath.so.1"
+        # gcc -march=<level> -mneeded: cumulative marker bits of exactly this level
+        assert facts.isa_needed == AMD64.level(level).marker_bits, level
+        assert f"hwcapdeb: {level}: installed 1 libraries into libvecmath1" in conv.log
+    baseline = read_elf(root / f"usr/lib/{TRIPLET}/libvecmath.so.1.0.0")
+    assert not baseline.isa_needed  # the baseline build is unchanged: no marker
+
+
+def test_no_dev_files_in_hwcaps_dirs(vecmath: tuple[Built, Built]) -> None:
+    _, conv = vecmath
+    for package in ("libvecmath1", "libvecmath-dev", "vecmath-bench"):
+        root = conv.unpack(package)
+        for path in root.rglob("*"):
+            if "glibc-hwcaps" in path.parts:
+                assert not path.name.endswith((".a", ".so", ".pc")), path
+                assert package == "libvecmath1", path
+
+
+def test_control_files_identical_to_unconverted_build(vecmath: tuple[Built, Built]) -> None:
+    plain, conv = vecmath
+    for name in ("shlibs", "symbols", "triggers"):
+        assert conv.control("libvecmath1", name) == plain.control("libvecmath1", name), name
+    assert b"activate-noawait ldconfig" in (conv.control("libvecmath1", "triggers") or b"")
+    for package in ("libvecmath1", "libvecmath-dev", "vecmath-bench"):
+        fields = ("Depends", "Pre-Depends", "Package", "Multi-Arch", "Provides")
+        a, b = (
+            {
+                f: subprocess.run(
+                    ["dpkg-deb", "-f", built.deb(package), f], capture_output=True, text=True
+                ).stdout
+                for f in fields
+            }
+            for built in (plain, conv)
+        )
+        assert a == b, package
+
+
+def test_variant_debug_symbols_in_dbgsym(vecmath: tuple[Built, Built]) -> None:
+    _, conv = vecmath
+    lib = conv.unpack("libvecmath1")
+    dbg = conv.unpack("libvecmath1-dbgsym")
+    ids = set()
+    for level in ALL_LEVELS:
+        facts = read_elf(hwcaps_dir(lib, level) / "libvecmath.so.1.0.0")
+        assert facts.build_id and not facts.has_debug_info  # stripped in the package
+        ids.add(facts.build_id)
+        debug = dbg / "usr/lib/debug/.build-id" / facts.build_id[:2] / f"{facts.build_id[2:]}.debug"
+        assert debug.is_file(), level
+    assert len(ids) == len(ALL_LEVELS)  # three different builds
+
+
+def test_maintainer_flags_kept_and_level_flags_appended(vecmath: tuple[Built, Built]) -> None:
+    _, conv = vecmath
+    for level in ALL_LEVELS:
+        log = (conv.tree / "debian/hwcapdeb/logs" / f"{level}.log").read_text()
+        line = next(ln for ln in log.splitlines() if "-o vecmath.pic.o" in ln)
+        # hardening=+all and DEB_CFLAGS_MAINT_APPEND (-Wall) from the maintainer's rules
+        # plus the profile's flags (dpkg 1.21 puts DEB_CFLAGS_APPEND before MAINT_APPEND;
+        # a maintainer -march would win, which the install step's marker check catches)
+        assert "-fstack-protector-strong" in line and "-fPIC" in line
+        assert f"-march={level} -mneeded -Wall" in line
+        # the variant's own test suite ran with the variant library
+        assert f"vecmath tests (library built for {level}): all passed" in log
+
+
+def test_real_loader_picks_best_variant(vecmath: tuple[Built, Built]) -> None:
+    _, conv = vecmath
+    lib = conv.unpack("libvecmath1")
+    bench = conv.unpack("vecmath-bench")
+    libdir = lib / "usr/lib" / TRIPLET
+    levels = supported_levels()
+    best = levels[-1] if levels else "baseline"
+    listed = subprocess.run(
+        [LOADER, "--library-path", libdir, "--preload", "libvecmath.so.1", "--list", "/bin/true"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    chosen = re.search(r"libvecmath\.so\.1 => (\S+)", listed)
+    assert chosen
+    expected = hwcaps_dir(lib, best) if best != "baseline" else libdir
+    assert Path(chosen.group(1)).parent == expected
+    # the program really runs the chosen code: the library names its level
+    out = subprocess.run(
+        [LOADER, "--library-path", libdir, bench / "usr/bin/vecmath-bench", "1000"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert f"level={best} " in out
+    # masking AVX-512 makes the loader fall back to the v3 build
+    if "x86-64-v4" in levels:
+        masked = subprocess.run(
+            [LOADER, "--library-path", libdir, bench / "usr/bin/vecmath-bench", "1000"],
+            env={**os.environ, "GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX512F"},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "level=x86-64-v3 " in masked
+
+
+def test_variant_tests_policy_and_progress_lines(tmp_path: Path) -> None:
+    tree = copy_example(tmp_path, "none")
+    convert(tree, "-p", "x86-64-v3", "--layout", "split")
+    built = build(tree, {"HWCAPDEB_VARIANT_TESTS": "none"})
+    assert "hwcapdeb: x86-64-v3: tests skipped: HWCAPDEB_VARIANT_TESTS=none" in built.log
+    assert "hwcapdeb: x86-64-v3: build done" in built.log
+    log = (tree / "debian/hwcapdeb/logs/x86-64-v3.log").read_text()
+    assert "vecmath tests" not in log
+    # split layout: the variant lives in its own package with its own ldconfig trigger
+    root = built.unpack("libvecmath1-x86-64-v3")
+    assert (hwcaps_dir(root, "x86-64-v3") / "libvecmath.so.1").is_symlink()
+    assert not (built.unpack("libvecmath1") / f"usr/lib/{TRIPLET}/glibc-hwcaps").exists()
+    assert built.control("libvecmath1-x86-64-v3", "triggers") is not None
+    assert b"activate-noawait ldconfig" in (
+        built.control("libvecmath1-x86-64-v3", "triggers") or b""
+    )
+    depends = subprocess.run(
+        ["dpkg-deb", "-f", built.deb("libvecmath1-x86-64-v3"), "Depends"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "libvecmath1 (= 1.0.0)" in depends
+    # no shlibs/symbols for the split package: dh_makeshlibs left the variant out
+    assert built.control("libvecmath1-x86-64-v3", "shlibs") is None
+    assert built.control("libvecmath1-x86-64-v3", "symbols") is None
+
+
+def test_rules_ignoring_buildflags_fail_loudly(tmp_path: Path) -> None:
+    tree = copy_example(tmp_path, "hardcoded")
+    rules = tree / "debian" / "rules"
+    rules.write_text(
+        rules.read_text()
+        + "\noverride_dh_auto_build:\n\t$(MAKE) CFLAGS='-O2 -g' CPPFLAGS= LDFLAGS=\n"
+    )
+    convert(tree, "-p", "x86-64-v3")
+    built = build(tree, {"DEB_BUILD_OPTIONS": "nocheck"}, check=False)
+    assert "hwcapdeb: error: x86-64-v3:" in built.log
+    assert "has no x86-64-v3 ISA marker" in built.log
+    assert not list(tmp_path.glob("hardcoded/*.deb"))
+
+
+def test_other_architecture_builds_as_before(tmp_path: Path) -> None:
+    """On an architecture other than the profiles', debian/rules is the maintainer's."""
+    tree = copy_example(tmp_path, "arch")
+    convert(tree, "-p", "x86-64-v3")
+
+    def dry(arch: str) -> str:
+        env = {**os.environ, "DEB_HOST_ARCH": arch}
+        return subprocess.run(
+            ["make", "-n", "-f", "debian/rules", "build"],
+            cwd=tree,
+            env=env,
+            capture_output=True,
+            text=True,
+        ).stdout
+
+    assert "variants.sh snapshot" in dry("amd64")
+    other = dry("arm64")
+    assert "variants.sh" not in other and "dh build" in other
+
+
+@pytest.fixture(scope="module")
+def zlib_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("zlib-src")
+    got = subprocess.run(
+        ["apt-get", "source", "--download-only", "zlib"], cwd=base, capture_output=True, text=True
+    )
+    if got.returncode != 0:
+        pytest.skip(f"apt-get source zlib failed (deb-src entry?): {got.stderr.strip()[-200:]}")
+    (dsc,) = base.glob("zlib_*.dsc")
+    return dsc
+
+
+def unpack(dsc: Path, dest: Path) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["dpkg-source", "-x", dsc, dest], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return dest
+
+
+def test_zlib_non_dh_rules(zlib_source: Path, tmp_path: Path) -> None:
+    env = {"DEB_BUILD_OPTIONS": "nocheck parallel=2", "DEB_BUILD_PROFILES": "nobiarch"}
+    plain = build(unpack(zlib_source, tmp_path / "plain" / "zlib"), env)
+    tree = unpack(zlib_source, tmp_path / "conv" / "zlib")
+    before = {p: p.read_bytes() for p in sorted(tree.rglob("*")) if p.is_file()}
+    convert(tree, "-p", "x86-64-v3,x86-64-v4")
+    conv = build(tree, env)
+    root = conv.unpack("zlib1g")
+    libs = sorted(p.name for p in (root / "lib" / TRIPLET).iterdir() if p.name.startswith("libz"))
+    real = next(n for n in libs if not (root / "lib" / TRIPLET / n).is_symlink())
+    for level in ("x86-64-v3", "x86-64-v4"):
+        d = hwcaps_dir(root, level, f"lib/{TRIPLET}")
+        assert sorted(p.name for p in d.iterdir()) == sorted(["libz.so.1", real])
+        assert read_elf(d / real).isa_needed == AMD64.level(level).marker_bits
+    for name in ("shlibs", "symbols", "triggers"):
+        assert conv.control("zlib1g", name) == plain.control("zlib1g", name), name
+    dev = conv.unpack("zlib1g-dev")
+    assert not any("glibc-hwcaps" in p.parts for p in dev.rglob("*"))
+    # clean + revert give back the unpacked source exactly
+    subprocess.run(["fakeroot", "debian/rules", "clean"], cwd=tree, check=True, capture_output=True)
+    assert main(["revert", str(tree)]) == 0
+    after = {p: p.read_bytes() for p in sorted(tree.rglob("*")) if p.is_file()}
+    assert after == before
