@@ -212,8 +212,9 @@ def flags_rank(flags: tuple[str, ...], arch_name: str = "amd64") -> int:
     except HwcapdebError:
         return -1
     table = level_table(arch_name)
-    known = set(table.rank_of) | set(FEATURE_NAMES.values())
-    features = {_MACRO_FEATURE.get(m, m) for m in macros} & known
+    # only level features count: those gcc emits on its own (vectorizing, bit tricks);
+    # -march=x86-64-v3 also enables XSAVE, which no compiler emits unasked
+    features = {_MACRO_FEATURE.get(m, m) for m in macros} & set(table.rank_of)
     return max((table.feature_rank(f) for f in features), default=0)
 
 

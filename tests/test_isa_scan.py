@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hwcapdeb.elf import debug_file_for, read_code, shared_objects
-from hwcapdeb.isa_scan import audit, isa_token, producer_isa_flags
+from hwcapdeb.isa_scan import audit, flags_rank, isa_token, producer_isa_flags
 from tests.elfbuild import compile_library
 
 CTZ_CLZ = "int hw_ctz(unsigned x) { return __builtin_ctz(x); }\n" \
@@ -89,6 +89,15 @@ def test_isa_tokens() -> None:
     assert isa_token("hw_dot") is None and isa_token("sum_sse2") is None
     assert producer_isa_flags("GNU C17 12.2.0 -march=x86-64-v3 -mtune=generic -O2 -mavx2") == (
         "-march=x86-64-v3", "-mavx2")
+
+
+def test_flags_rank_asks_the_compiler() -> None:
+    assert flags_rank(("-march=x86-64",)) == 0
+    assert flags_rank(("-march=x86-64-v2",)) == 1
+    assert flags_rank(("-march=x86-64-v3",)) == 2  # its XSAVE does not make it "beyond"
+    assert flags_rank(("-march=x86-64-v4",)) == 3
+    assert flags_rank(("-march=haswell",)) == 2
+    assert flags_rank(("-march=no-such-cpu",)) == -1  # no evidence, not an error
 
 
 SAMPLE = ("libc.so.6", "libm.so.6", "libz.so.1", "libstdc++.so.6", "libcrypto.so.3")

@@ -273,3 +273,37 @@ def test_unknown_level_directory_is_a_warning(tmp_path: Path) -> None:
     report = verify_paths([make_deb(tmp_path, tweak=legacy)], cpus=FAST_CPUS, probe=False)
     assert report.exit_code == 0
     assert tags(report, "warning") == {"unknown-hwcaps-directory"}
+
+
+def test_dbgsym_package_makes_the_leak_exact(tmp_path: Path) -> None:
+    """A stripped baseline fools the heuristic (it has a cpuid); its -dbgsym .deb does not."""
+    cpuid = ("#include <cpuid.h>\nint hw_has_avx2(void) { unsigned a, b, c, d;"
+             " __cpuid_count(7, 0, a, b, c, d); return (b >> 5) & 1; }\n")
+    dbg = tmp_path / "libhwtest1-dbgsym-staging"
+
+    def stripped_with_dbgsym(libdir: Path) -> None:
+        for level in LEVELS:  # same ABI everywhere
+            compile_library(libdir / f"glibc-hwcaps/{level}/libhwtest.so.1.0.0", variant=level,
+                            extra_source=cpuid)
+        lib = compile_library(libdir / "libhwtest.so.1.0.0", cflags=["-march=x86-64-v3", "-g"],
+                              extra_source=cpuid)
+        out = subprocess.run(["readelf", "-n", str(lib)], capture_output=True, text=True).stdout
+        build_id = out.split("Build ID: ")[1].split()[0]
+        debug = dbg / "usr/lib/debug/.build-id" / build_id[:2] / f"{build_id[2:]}.debug"
+        debug.parent.mkdir(parents=True)
+        subprocess.run(["objcopy", "--only-keep-debug", str(lib), str(debug)], check=True)
+        subprocess.run(["strip", "--strip-unneeded", str(lib)], check=True)
+
+    deb = make_deb(tmp_path, tweak=stripped_with_dbgsym)
+    (dbg / "DEBIAN").mkdir()
+    (dbg / "DEBIAN/control").write_text(
+        "Package: libhwtest1-dbgsym\nVersion: 1.0-1\nArchitecture: amd64\n"
+        "Maintainer: Test <test@example.org>\nDescription: debug symbols\n"
+    )
+    dbgsym = tmp_path / "libhwtest1-dbgsym_1.0-1_amd64.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(dbg), str(dbgsym)],
+                   check=True, capture_output=True)
+    assert verify_paths([deb], cpus=FAST_CPUS, probe=False).errors == []
+    report = verify_paths([deb, dbgsym], cpus=FAST_CPUS, probe=False)
+    assert tags(report) == {"isa-leak"}
+    assert "-march=x86-64-v3 (DW_AT_producer)" in report.errors[0].message
