@@ -119,6 +119,37 @@ def feature_table() -> FeatureTable:
 
 
 @dataclass(frozen=True)
+class HwcapTable:
+    """profiles/cpu-hwcap-bits.json for one non-x86 architecture: glibc-hwcaps there is
+    decided by AT_HWCAP/AT_HWCAP2 bits (no CPUID, no ISA marker)."""
+
+    arch: str
+    hwcap: dict[str, int]
+    hwcap2: dict[str, int]
+    cpuinfo_field: str
+    cpuinfo_models: dict[str, str]  # ppc64el: "cpu : POWER9" -> named CPU
+    cpuinfo_flags: dict[str, str]  # s390x: "features : vx vxd" -> glibc names
+    named: dict[str, str]  # CPU name -> the level it implements
+    aliases: dict[str, str]
+    qemu_models: dict[str, str]
+
+
+@functools.cache
+def hwcap_tables() -> dict[str, HwcapTable]:
+    root = Path(str(resources.files("hwcapdeb.profile_data")))
+    data: dict[str, Any] = json.loads((root / "cpu-hwcap-bits.json").read_text())
+    jsonschema.validate(data, json.loads((root / "cpu-hwcap-bits.schema.json").read_text()))
+    return {
+        arch: HwcapTable(
+            arch, raw["hwcap"], raw["hwcap2"], raw["cpuinfo"]["field"],
+            raw["cpuinfo"].get("models", {}), raw["cpuinfo"].get("flags", {}),
+            raw["named"], raw["aliases"], raw["qemu_models"],
+        )
+        for arch, raw in data["arches"].items()
+    }
+
+
+@dataclass(frozen=True)
 class CpuModel:
     """What the loader knows about one CPU.
 
@@ -184,13 +215,14 @@ def isa_bits(features: frozenset[str], arch: str = "amd64") -> int:
     return bits
 
 
-def _require_x86(arch_name: str) -> Architecture:
+def _require_models(arch_name: str) -> Architecture:
     arch = architecture(arch_name)
     arch.require_hwcaps()
-    if arch.marker is None:
+    if arch.marker is None and arch_name not in hwcap_tables():
         raise UsageError(
-            f"CPU models are only implemented for amd64, not {arch_name}",
-            hint="use --arch amd64",
+            f"hwcapdeb has no CPU models for {arch_name}",
+            hint=f"add it to profiles/cpu-hwcap-bits.json (known: amd64, "
+                 f"{', '.join(sorted(hwcap_tables()))})",
         )
     return arch
 
@@ -204,6 +236,15 @@ def supported_levels(model: CpuModel) -> list[Level]:
     the (tunables-masked) features do not reach.
     """
     arch = architecture(model.arch)
+    if arch.marker is None:
+        # ppc64el and s390x: cumulative over the glibc-hwcaps levels, the baseline
+        # is not checked (sysdeps/*/dl-hwcaps-subdirs.c)
+        result = [arch.baseline]
+        for level in arch.levels:
+            if not set(level.adds) <= model.features:
+                break
+            result.append(level)
+        return result
     bits = isa_bits(model.features, model.arch)
     return [arch.baseline] + [lv for lv in arch.levels if lv.marker_bit and bits & lv.marker_bit]
 
@@ -219,6 +260,8 @@ def why_not(model: CpuModel, level: Level) -> list[str]:
     for lv in arch.all_levels:
         if lv.rank > level.rank:
             break
+        if lv.is_baseline and arch.marker is None:
+            continue  # glibc does not check the baseline there
         missing.extend(f for f in lv.adds if f not in model.features)
     return missing
 
@@ -241,6 +284,22 @@ def _model(name: str, arch: str, features: frozenset[str], source: str, **kw: An
 
 def _archspec_names() -> list[str]:
     return sorted(n for n, t in archspec.cpu.TARGETS.items() if t.family.name == "x86_64")
+
+
+def from_level_name(name: str, arch: str) -> CpuModel:
+    """A named CPU of a non-x86 architecture (power9, z15...): exactly its level's features."""
+    table = hwcap_tables()[arch]
+    key = table.aliases.get(name, name)
+    if key not in table.named:
+        names = sorted([*table.named, *table.aliases])
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(names)}"
+        raise UsageError(f"unknown {arch} CPU '{name}'", hint=hint)
+    level = architecture(arch).level(table.named[key])
+    return CpuModel(
+        key, arch, level.features, f"the {level.name} level of profiles/arch/{arch}.json",
+        qemu_cpu=table.qemu_models.get(key),
+    )
 
 
 def from_archspec(name: str, arch: str = "amd64") -> CpuModel:
@@ -282,6 +341,9 @@ def parse_diagnostics(
     Uses the ``active`` words (glibc's usable bits) plus FPU from the raw
     CPUID word (glibc checks FPU that way too), and ``isa_1`` as printed.
     """
+    _check_dump_arch(text, name, arch)
+    if arch in hwcap_tables():
+        return _parse_hwcap_diagnostics(text, name, arch)
     words: dict[tuple[str, int, int], int] = {}
     for m in _DIAG_LINE.finditer(text):
         words[(m.group(2), int(m.group(1), 16), int(m.group(3)))] = int(m.group(4), 16)
@@ -307,12 +369,67 @@ def parse_diagnostics(
     )
 
 
+def _dump_arch(text: str) -> str | None:
+    """The architecture a diagnostics dump comes from, by its glibc-hwcaps names."""
+    m = re.search(r'^dl_hwcaps_subdirs="([^"]*)"$', text, re.M)
+    if not m:
+        return "amd64" if "x86.cpu_features." in text else None
+    names = set(m.group(1).split(":"))
+    for candidate in ("amd64", "ppc64el", "s390x"):
+        if names & {lv.name for lv in architecture(candidate).levels}:
+            return candidate
+    return None
+
+
+def _check_dump_arch(text: str, name: str, arch: str) -> None:
+    found = _dump_arch(text)
+    if found is not None and found != arch:
+        raise InputError(f"{name} comes from a {found} machine, not {arch}",
+                         hint=f"pass --arch {found}")
+
+
+def _parse_hwcap_diagnostics(text: str, name: str, arch: str) -> CpuModel:
+    table = hwcap_tables()[arch]
+    words = {}
+    for key in ("dl_hwcap", "dl_hwcap2"):
+        m = re.search(rf"^{key}=0x([0-9a-f]+)$", text, re.M)
+        words[key] = int(m.group(1), 16) if m else 0
+    if not re.search(r"^dl_hwcap=", text, re.M):
+        raise InputError(f"{name}: no dl_hwcap in this ld.so --list-diagnostics output",
+                         hint=f"save it on a {arch} machine with glibc >= 2.33")
+    features = {f for f, bit in table.hwcap.items() if words["dl_hwcap"] & bit}
+    features |= {f for f, bit in table.hwcap2.items() if words["dl_hwcap2"] & bit}
+    return CpuModel(name, arch, frozenset(features), "ld.so --list-diagnostics")
+
+
+def _parse_hwcap_cpuinfo(text: str, name: str, arch: str) -> CpuModel:
+    table = hwcap_tables()[arch]
+    m = re.search(rf"^{table.cpuinfo_field}\s*:\s*(.*)$", text, re.M)
+    if m is None:
+        raise InputError(f"{name}: no '{table.cpuinfo_field}' line: not a {arch} /proc/cpuinfo",
+                         hint=f"save /proc/cpuinfo of a {arch} machine")
+    value = m.group(1)
+    if table.cpuinfo_models:
+        model = next((cpu for tag, cpu in table.cpuinfo_models.items()
+                      if re.match(rf"{tag}\b", value)), None)
+        if model is None:
+            raise InputError(f"{name}: unknown {arch} CPU '{value.strip()}'",
+                             hint=f"known: {', '.join(table.cpuinfo_models)}")
+        named = from_level_name(model, arch)
+        return replace(named, name=name, source=f"saved /proc/cpuinfo ({value.strip()})",
+                       qemu_cpu=None)
+    features = {table.cpuinfo_flags[f] for f in value.split() if f in table.cpuinfo_flags}
+    return CpuModel(name, arch, frozenset(features), "saved /proc/cpuinfo")
+
+
 def parse_cpuinfo(text: str, name: str = "/proc/cpuinfo", arch: str = "amd64") -> CpuModel:
     """A model from a saved ``/proc/cpuinfo`` (the first processor's flags).
 
     Linux lists ``avx`` only when it saves the AVX state, so the flags are
     already "usable"; OSXSAVE, which Linux does not list, follows from ``xsave``.
     """
+    if arch in hwcap_tables():
+        return _parse_hwcap_cpuinfo(text, name, arch)
     flags = re.search(r"^flags\s*:(.*)$", text, re.M)
     if flags is None:
         raise InputError(
@@ -336,7 +453,7 @@ def load_dump(path: Path, arch: str = "amd64") -> CpuModel:
         raise InputError(f"cannot read CPU dump {path}: {err.strerror or err}") from None
     if "x86.cpu_features." in text or "dl_hwcaps_subdirs" in text:
         return parse_diagnostics(text, str(path), arch)
-    if re.search(r"^processor\s*:", text, re.M) or re.search(r"^flags\s*:", text, re.M):
+    if re.search(r"^(processor|flags|features|cpu)\s*:", text, re.M):
         return parse_cpuinfo(text, str(path), arch)
     raise InputError(
         f"{path}: neither a /proc/cpuinfo nor an 'ld.so --list-diagnostics' output",
@@ -386,16 +503,27 @@ def host_model_from_py_cpuinfo(arch: str = "amd64") -> CpuModel:
     return replace(model, source=f"py-cpuinfo ({info.get('brand_raw', 'unknown CPU')})")
 
 
+def host_arch() -> str | None:
+    """The Debian architecture of this machine (None if hwcapdeb does not know it)."""
+    machine = os.uname().machine
+    return {"x86_64": "amd64", "ppc64le": "ppc64el", "s390x": "s390x"}.get(machine)
+
+
 def cpu_model(spec: str, arch: str = "amd64") -> CpuModel:
-    """``host``, an archspec name, or the path of a saved cpuinfo/diagnostics file."""
-    _require_x86(arch)
+    """``host``, a CPU name (archspec's for amd64, levels' elsewhere) or a saved dump's path."""
+    _require_models(arch)
     if spec == HOST:
+        if host_arch() != arch:
+            raise UsageError(f"this machine is not {arch}: --cpu host is meaningless there",
+                             hint="name a CPU or pass a saved dump")
         return host_model(arch)
     path = Path(spec)
     if os.sep in spec or path.exists():
         if not path.exists():
             raise InputError(f"CPU dump {spec} does not exist")
         return load_dump(path, arch)
+    if arch in hwcap_tables():
+        return from_level_name(spec, arch)
     return from_archspec(spec, arch)
 
 
@@ -439,6 +567,12 @@ def apply_tunables(model: CpuModel, tunables: str | None) -> CpuModel:
     value = hwcaps_tunable(tunables)
     if value is None:
         return replace(model, tunables=tunables)
+    if model.arch != "amd64":
+        # measured under qemu: glibc.cpu.hwcaps changes string-function choices there,
+        # never AT_HWCAP/AT_HWCAP2, so glibc-hwcaps selection is unchanged
+        note = f"glibc.cpu.hwcaps={value} (does not change glibc-hwcaps on {model.arch})"
+        return replace(model, tunables=tunables,
+                       ignored_tunables=(*model.ignored_tunables, note))
     table = feature_table()
     features = set(model.features)
     ignored = []

@@ -34,6 +34,7 @@ the real loader by the tests (tests/test_loader_real.py):
 from __future__ import annotations
 
 import glob
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,10 +114,20 @@ def split_list(value: str | Sequence[str] | None) -> list[str] | None:
     return [n for item in items for n in item.replace(",", ":").split(":") if n]
 
 
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:2])
+
+
 def hwcaps_names(
-    cpu: CpuModel, prepend: Sequence[str] = (), mask: Sequence[str] | None = None
+    cpu: CpuModel,
+    prepend: Sequence[str] = (),
+    mask: Sequence[str] | None = None,
+    glibc: str | None = None,
 ) -> list[_Name]:
-    """glibc-hwcaps names in the order the loader tries them (elf/dl-hwcaps.c)."""
+    """glibc-hwcaps names in the order the loader tries them (elf/dl-hwcaps.c).
+
+    ``glibc`` (e.g. "2.36") drops names that release does not know (z17: 2.42).
+    """
     arch = architecture(cpu.arch)
     names = [
         _Name(n, True, "prepended with --glibc-hwcaps-prepend (no CPU check)", _level(arch, n))
@@ -124,7 +135,11 @@ def hwcaps_names(
     ]
     supported = supported_levels(cpu)
     for level in arch.search_order:
-        if level not in supported:
+        if glibc and level.glibc_min and _version(level.glibc_min) > _version(glibc):
+            names.append(_Name(level.name, False,
+                               f"glibc {glibc} has no such directory (added in {level.glibc_min})",
+                               level))
+        elif level not in supported:
             missing = why_not(cpu, level)
             reason = (
                 f"CPU lacks {', '.join(missing)}"
@@ -400,6 +415,7 @@ def resolve(
     rpath: Sequence[str] = (),
     runpath: Sequence[str] = (),
     origin: Path | None = None,
+    glibc: str | None = None,
 ) -> Resolution:
     """Which file the loader maps for ``soname`` on ``cpu``: a pure function of its inputs.
 
@@ -412,11 +428,12 @@ def resolve(
     them expands to ``origin`` (the requesting object's directory) and
     ``$LIB`` to the multiarch library directory.  ``cpu`` should already carry
     any tunables (:func:`hwcapdeb.cpu.apply_tunables`).  Nothing is read from
-    the environment.
+    the environment.  ``glibc`` names the loader's release when it matters
+    (glibc-hwcaps names newer than it are not searched); None: all known names.
     """
     prepend = split_list(hwcaps_prepend) or []
     mask = split_list(hwcaps_mask)
-    search = _Search(soname, cpu, hwcaps_names(cpu, prepend, mask))
+    search = _Search(soname, cpu, hwcaps_names(cpu, prepend, mask, glibc))
     if "/" in soname:  # dlopen("dir/libfoo.so.1") and DT_NEEDED with a slash: no search at all
         found = search.take(Path(soname), None, "a name with '/' is opened as is, without search")
         return found or search.done(None, None, f"{soname}: cannot open shared object file")

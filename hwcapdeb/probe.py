@@ -23,7 +23,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hwcapdeb.errors import ExternalCommandError, UnsupportedArchitecture
+from hwcapdeb.cpu import host_arch
+from hwcapdeb.errors import (
+    ExternalCommandError,
+    MissingToolError,
+    UnsupportedArchitecture,
+    UsageError,
+)
 from hwcapdeb.profiles import architecture
 from hwcapdeb.tools import find_tool
 
@@ -45,8 +51,12 @@ class ProbeResult:
         return f"{env} {' '.join(self.argv)}".strip()
 
 
-def _true_program(root: Path | None = None) -> str:
+def _true_program(root: Path | None = None, foreign: bool = False) -> str:
+    """A program for the loader to run: true(1), or for a foreign cross sysroot without
+    one, glibc's libc.so.6 (which runs as a program and prints its version)."""
     if root is not None:
+        if foreign and not any((root / p).exists() for p in ("usr/bin/true", "bin/true")):
+            return "/lib/libc.so.6"
         for candidate in ("/usr/bin/true", "/bin/true"):
             if (root / candidate.lstrip("/")).exists():
                 return candidate
@@ -86,6 +96,18 @@ def _first_error(stderr: str) -> str | None:
     return lines[0] if lines else None
 
 
+def cross_sysroot(arch: str) -> Path:
+    """Debian's cross libc for ``arch`` (/usr/<triplet>, package libc6-<arch>-cross)."""
+    spec = architecture(arch)
+    root = Path("/usr") / spec.triplet
+    if spec.loader and (root / "lib" / Path(spec.loader).name).exists():
+        return root
+    raise MissingToolError(
+        f"no {arch} loader on this machine to ask",
+        hint=f"install it with 'apt-get install libc6-{arch}-cross'",
+    )
+
+
 def probe(
     soname: str,
     *,
@@ -108,15 +130,24 @@ def probe(
     SONAME into true(1), so the program's DT_RPATH/DT_RUNPATH take part.
     """
     spec = architecture(arch)
-    if spec.loader is None:
+    if spec.loader is None or spec.qemu is None:
         raise UnsupportedArchitecture(f"{arch} has no loader hwcapdeb knows how to probe")
     prefix: list[str] = []
     loader = spec.loader
+    foreign = arch != host_arch()
+    if foreign:
+        if not qemu_cpu:
+            raise UsageError(f"probing {arch} on this machine needs a qemu CPU model")
+        if root is None:
+            root = cross_sysroot(arch)
     if qemu_cpu:
-        prefix = [find_tool(spec.qemu or "qemu-x86_64"), "-cpu", qemu_cpu]
+        prefix = [find_tool(spec.qemu), "-cpu", qemu_cpu]
         if root is not None:
             prefix += ["-L", str(root)]
-            loader = str(root / spec.loader.lstrip("/"))
+            inside = root / spec.loader.lstrip("/")
+            if not inside.exists():  # Debian's libc6-<arch>-cross layout: ROOT/lib/ld*.so
+                inside = root / "lib" / Path(spec.loader).name
+            loader = str(inside)
     elif root is not None:
         if os.geteuid() != 0:
             raise ExternalCommandError(
@@ -139,7 +170,7 @@ def probe(
         options += ["--library-path", path_arg]
     if program is None:
         options += ["--preload", soname]
-    true = str(program) if program is not None else _true_program(root)
+    true = str(program) if program is not None else _true_program(root, foreign)
     argv = [*prefix, loader, *options, true]
     list_argv = [*prefix, loader, *options, "--list", true]
     env = _child_env(tunables)

@@ -130,3 +130,12 @@ def test_cpus_table(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "cpus")
     assert code == 0
     assert any(line.split()[:2] == ["nehalem", "x86-64-v2"] for line in out.splitlines())
+
+
+def test_cpus_other_arches(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "cpus", "--arch", "ppc64el", "--json")
+    by_name = {c["name"]: c for c in json.loads(out)["cpus"]}
+    assert code == 0 and by_name["power9"]["highest_level"] == "power9"
+    assert by_name["power8"]["missing_for_next"] == ["ARCH_3_00", "IEEE128"]
+    code, out, err = run(capsys, "which", "libfoo.so.1", "--arch", "s390x", "--cpu", "z18")
+    assert code == 2 and err.count("\n") == 1 and "did you mean" in err

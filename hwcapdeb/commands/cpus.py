@@ -12,6 +12,8 @@ from hwcapdeb.cpu import (
     CpuModel,
     cpu_model,
     highest_level,
+    host_arch,
+    hwcap_tables,
     why_not,
 )
 from hwcapdeb.output import emit_json
@@ -33,8 +35,13 @@ def _next_gap(model: CpuModel) -> tuple[str | None, list[str]]:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def command(arch_name: str, extra: tuple[str, ...], as_json: bool) -> None:
     """Named CPUs with the highest glibc-hwcaps level each loads, and what the next one needs."""
-    models = [cpu_model(name, arch_name) for name in (*REPRESENTATIVE_CPUS, *extra)]
-    models.append(cpu_model(HOST, arch_name))
+    arch = architecture(arch_name)
+    arch.require_hwcaps()
+    tables = hwcap_tables()
+    names = list(tables[arch_name].named) if arch_name in tables else list(REPRESENTATIVE_CPUS)
+    models = [cpu_model(name, arch_name) for name in (*names, *extra)]
+    if host_arch() == arch_name:
+        models.append(cpu_model(HOST, arch_name))
     if as_json:
         emit_json({"arch": arch_name, "cpus": [m.to_json() for m in models]})
         return
@@ -47,5 +54,5 @@ def command(arch_name: str, extra: tuple[str, ...], as_json: bool) -> None:
         table.add_row(model.name, highest_level(model).name, model.qemu_cpu or "-", gap)
     console = Console(width=200) if not Console().is_terminal else Console()
     console.print(table)
-    host = models[-1]
-    click.echo(f"host: {host.source}")
+    if host_arch() == arch_name:
+        click.echo(f"host: {models[-1].source}")

@@ -11,10 +11,26 @@ from pathlib import Path
 
 import click
 
-from hwcapdeb.cpu import HOST, apply_tunables, cpu_model, hwcaps_tunable
+from hwcapdeb.cpu import HOST, apply_tunables, cpu_model, host_arch, hwcaps_tunable
+from hwcapdeb.errors import MissingToolError
 from hwcapdeb.loader import NOT_SEARCHED, Resolution, resolve, split_list
 from hwcapdeb.output import emit_json
-from hwcapdeb.probe import ProbeResult, probe
+from hwcapdeb.probe import ProbeResult, cross_sysroot, probe
+from hwcapdeb.profiles import architecture
+
+
+def _can_emulate(arch_name: str, qemu_cpu: str | None) -> bool:
+    """qemu-user is installed, and so is a loader of that architecture (native or cross)."""
+    spec = architecture(arch_name)
+    if not qemu_cpu or not spec.qemu or not shutil.which(spec.qemu):
+        return False
+    if host_arch() == arch_name:
+        return True
+    try:
+        cross_sysroot(arch_name)
+    except MissingToolError:
+        return False
+    return True
 
 
 def _agreement(res: Resolution, real: ProbeResult) -> str | None:
@@ -46,6 +62,9 @@ def _agreement(res: Resolution, real: ProbeResult) -> str | None:
                    "(default: this system).")
 @click.option("--hwcaps-prepend", metavar="L", help="As ld.so --glibc-hwcaps-prepend.")
 @click.option("--hwcaps-mask", metavar="L", help="As ld.so --glibc-hwcaps-mask.")
+@click.option("--glibc", "glibc", metavar="V",
+              help="The target's glibc release (e.g. 2.36): newer glibc-hwcaps names are "
+                   "not searched (default: all known names).")
 @click.option("--real/--no-real", "check_real", default=True, show_default=True,
               help="Also ask the real loader (host CPU, or a named CPU under qemu-user).")
 @click.option("-v", "--verbose", is_flag=True, help="Show every path the loader tries.")
@@ -53,7 +72,8 @@ def _agreement(res: Resolution, real: ProbeResult) -> str | None:
 def command(
     soname: str, cpu_spec: str, arch_name: str, tunables: str | None,
     library_path: tuple[str, ...], root: Path | None, hwcaps_prepend: str | None,
-    hwcaps_mask: str | None, check_real: bool, verbose: bool, as_json: bool,
+    hwcaps_mask: str | None, glibc: str | None, check_real: bool, verbose: bool,
+    as_json: bool,
 ) -> None:
     """Show which file the dynamic loader loads for SONAME, and why."""
     if tunables is not None:
@@ -61,13 +81,13 @@ def command(
     base = cpu_model(cpu_spec, arch_name)
     cpu = apply_tunables(base, tunables)
     dirs = split_list(list(library_path)) or []
-    res = resolve(soname, cpu, library_path=dirs, root=root,
-                  hwcaps_prepend=hwcaps_prepend, hwcaps_mask=hwcaps_mask)
+    res = resolve(soname, cpu, library_path=dirs, root=root, hwcaps_prepend=hwcaps_prepend,
+                  hwcaps_mask=hwcaps_mask, glibc=glibc)
     real: ProbeResult | None = None
     disagreement = None
     # the real loader answers for the host, and for a named CPU qemu-user emulates
     qemu = None if cpu_spec == HOST else base.qemu_cpu
-    if check_real and root is None and (cpu_spec == HOST or (qemu and shutil.which("qemu-x86_64"))):
+    if check_real and root is None and (cpu_spec == HOST or _can_emulate(arch_name, qemu)):
         real = probe(soname, library_path=dirs, tunables=tunables, hwcaps_prepend=hwcaps_prepend,
                      hwcaps_mask=hwcaps_mask, qemu_cpu=qemu, arch=arch_name)
         disagreement = _agreement(res, real)
@@ -102,7 +122,7 @@ def command(
         else:
             click.echo(f"{soname}: not loaded: {res.error}")
         if real is not None and disagreement is None:
-            where = f" (qemu-x86_64 -cpu {qemu})" if qemu else ""
+            where = f" ({architecture(arch_name).qemu} -cpu {qemu})" if qemu else ""
             click.echo(f"real loader{where}: agrees")
     if disagreement is not None:
         assert real is not None
