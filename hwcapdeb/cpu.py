@@ -10,6 +10,10 @@ saves its state (OSXSAVE), as glibc decides.  Models come from
 * an archspec microarchitecture name (``haswell``, ``zen4``, ``x86_64_v2``);
 * a saved ``/proc/cpuinfo`` or a saved ``ld.so --list-diagnostics`` output.
 
+On ppc64el and s390x glibc decides from AT_HWCAP/AT_HWCAP2 bits instead of
+CPUID: named CPUs are the level names (``power9``, ``z15``), dumps are
+decoded with profiles/cpu-hwcap-bits.json, and there is no ISA marker.
+
 :func:`apply_tunables` applies ``GLIBC_TUNABLES=glibc.cpu.hwcaps=...`` the way
 glibc 2.36 does (sysdeps/x86/cpu-tunables.c, measured against the real
 loader): only names in glibc's list are masked, ``+NAME`` never enables a CPU

@@ -4,33 +4,37 @@ This is the ONE place glibc's search rules live.  It is written by hand
 because no library models them (auditwheel's lddtree knows nothing of
 glibc-hwcaps); every rule below was read in glibc 2.36 (elf/dl-load.c,
 elf/dl-hwcaps.c, elf/dl-cache.c, sysdeps/x86/dl-prop.h) and checked against
-the real loader by the tests (tests/test_loader_real.py):
+the real loader by tests/test_loader_*.py (host, GLIBC_TUNABLES masks,
+qemu-user CPUs, ``ldconfig -r`` sysroots, ppc64el/s390x cross loaders):
 
-* For each directory of the path, the loader tries
-  ``DIR/glibc-hwcaps/NAME/SONAME`` for each hwcaps name in priority order,
-  then ``DIR/SONAME``.  Names: first the ``--glibc-hwcaps-prepend`` ones
-  (searched with no CPU check), then the built-in subdirectories the CPU
-  supports (cumulatively, see :func:`hwcapdeb.cpu.supported_levels`) that
-  ``--glibc-hwcaps-mask`` (an allow-list) keeps.
-* The name looked up is the SONAME: a hwcaps directory holding only
-  ``libfoo.so.1.2.3`` is never used.
+* Directories in glibc's order: DT_RPATH (unless there is a DT_RUNPATH),
+  LD_LIBRARY_PATH, DT_RUNPATH, ld.so.cache, the system directories.
+* For each directory the loader tries ``DIR/glibc-hwcaps/NAME/SONAME`` for
+  each hwcaps name in priority order, then ``DIR/SONAME``.  Names: first the
+  ``--glibc-hwcaps-prepend`` ones (no CPU check), then the built-in
+  subdirectories the CPU supports (cumulatively, see
+  :func:`hwcapdeb.cpu.supported_levels`) that ``--glibc-hwcaps-mask`` (an
+  allow-list) keeps.
+* In a directory search the name looked up is the SONAME: a hwcaps
+  directory holding only ``libfoo.so.1.2.3`` is not used.
 * A file of the wrong ELF class or machine is skipped and the search goes
   on; a file that is not ELF at all stops it with an error.
 * After loading, an object whose GNU_PROPERTY_X86_ISA_1_NEEDED bits exceed
   the CPU's ``isa_1`` is refused: fatal, there is no fallback to the next
   directory.  ``isa_1`` is computed before GLIBC_TUNABLES is applied, so
-  masks change the directories searched but not this check.
-* After ``library_path`` the loader consults ld.so.cache.  The model builds
-  the cache ldconfig would write from ``ROOT/etc/ld.so.conf`` (with its
-  ``include`` globs) and the multiarch system directories: every
-  ``glibc-hwcaps/*`` entry competes by priority across all directories, and
-  entries whose ISA marker exceeds the CPU's level are *skipped* (ldconfig
-  records the level, dl-cache.c checks it); then the first plain entry.
-  Without a cache hit, the system directories are searched directly.
-* Legacy hwcaps directories (``haswell/``, ``tls/``; removed in glibc 2.37)
-  are not modelled; the trace says so when one exists.
+  masks change the directories searched but not this check.  (``ld.so
+  --list`` skips this check; a real run does not.)
+* ld.so.cache is modelled as ldconfig would write it from
+  ``ROOT/etc/ld.so.conf`` (with its ``include`` globs) and the multiarch
+  system directories: files in ``glibc-hwcaps/*`` are indexed by DT_SONAME
+  under their real names (no SONAME link needed), compete by priority across
+  all directories, and are *skipped* when their ISA marker exceeds the CPU's
+  level; then the first directory's plain entry.  Without a cache hit the
+  system directories are searched directly.
+* Legacy hwcaps directories (``haswell/``, ``tls/``; searched by glibc
+  2.33-2.36, removed in 2.37) are not modelled; the trace says so when one
+  exists.
 """
-
 from __future__ import annotations
 
 import glob
