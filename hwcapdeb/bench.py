@@ -33,7 +33,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -288,6 +288,7 @@ class Run:
     exit_code: int | None  # None if killed by a signal
     signal: int | None
     stderr_head: str
+    score: float | None = None  # the number --score found in the output
 
     @property
     def ok(self) -> bool:
@@ -326,8 +327,24 @@ def _parse_rusage(text: str) -> tuple[int, int | None]:
     return maxrss, sig
 
 
+def _score(pattern: re.Pattern[str], texts: Sequence[str]) -> float | None:
+    """The last match of ``pattern`` (its first group, or all of it) in stdout, else stderr."""
+    for text in texts:
+        # progress displays redraw a line with \r: the last match is the final figure
+        matches = list(pattern.finditer(text))
+        if matches:
+            m = matches[-1]
+            raw = m.group(1) if pattern.groups else m.group(0)
+            try:
+                return float(raw.replace(",", ""))
+            except ValueError:
+                raise UsageError(f"--score matched '{raw}', which is not a number") from None
+    return None
+
+
 def run_once(argv: Sequence[str], *, env: dict[str, str], stdout: int | None,
-             timeout: float, scratch: Path, timed: bool = True) -> tuple[Run, int]:
+             timeout: float, scratch: Path, timed: bool = True,
+             score: re.Pattern[str] | None = None) -> tuple[Run, int]:
     """Run ``argv`` once; returns the run and the pid of ``argv`` itself.
 
     ``timed`` runs it under GNU time (for the peak RSS): wall time is taken
@@ -335,13 +352,13 @@ def run_once(argv: Sequence[str], *, env: dict[str, str], stdout: int | None,
     variant), CPU time from wait4.  Untimed, ``argv`` is the direct child, so
     its pid is known (LD_DEBUG_OUTPUT names files by pid) and maxrss is 0.
     """
-    err_path, usage_path = scratch / "stderr", scratch / "rusage"
+    err_path, usage_path, out_path = scratch / "stderr", scratch / "rusage", scratch / "stdout"
     usage_path.unlink(missing_ok=True)
     timer = [find_tool("time"), "-f", _RUSAGE_FORMAT, "-o", str(usage_path), "--"] if timed else []
-    with err_path.open("w+b") as err:
+    with err_path.open("w+b") as err, out_path.open("w+b") as out:
         start = time.perf_counter()
         try:
-            proc = subprocess.Popen([*timer, *argv], stdout=stdout, stderr=err,
+            proc = subprocess.Popen([*timer, *argv], stdout=out if score else stdout, stderr=err,
                                     stdin=subprocess.DEVNULL, env=env)
         except OSError as exc:
             raise ExternalCommandError(f"cannot start {argv[0]}: {exc.strerror or exc}") from None
@@ -362,7 +379,10 @@ def run_once(argv: Sequence[str], *, env: dict[str, str], stdout: int | None,
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
-        lines = [ln.strip() for ln in err.read(4096).decode("utf-8", "replace").splitlines()]
+        err_text = err.read(1 << 20).decode("utf-8", "replace")
+        out.seek(0)
+        out_text = out.read(1 << 20).decode("utf-8", "replace") if score else ""
+    lines = [ln.strip() for ln in err_text.splitlines()]
     maxrss, sig = _parse_rusage(usage_path.read_text() if usage_path.exists() else "")
     head = next((ln for ln in lines if ln), "")
     code = None if sig is not None else (
@@ -370,7 +390,8 @@ def run_once(argv: Sequence[str], *, env: dict[str, str], stdout: int | None,
     )
     if sig is None and os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
-    run = Run(wall, usage.ru_utime + usage.ru_stime, maxrss, code, sig, head)
+    found = _score(score, (out_text, err_text)) if score else None
+    run = Run(wall, usage.ru_utime + usage.ru_stime, maxrss, code, sig, head, found)
     return run, proc.pid
 
 
@@ -465,6 +486,9 @@ class VariantResult:
     maps_variant: bool = False  # the proving run mapped at least one file of this level
 
     def samples(self, metric: str) -> list[float]:
+        """wall or cpu seconds, or the --score figures (metric "score")."""
+        if metric == "score":
+            return [r.score for r in self.runs if r.score is not None]
         return [r.wall if metric == "wall" else r.cpu for r in self.runs]
 
     def median(self, metric: str) -> float | None:
@@ -481,13 +505,13 @@ class VariantResult:
             "status": self.status,
             "verdict": self.verdict,
             "reason": self.reason,
-            "median_seconds": self.median(metric),
+            "median": self.median(metric),
             "speedup": self.interval.point if self.interval else None,
             "interval": [self.interval.low, self.interval.high] if self.interval else None,
             "peak_rss_kib": self.peak_rss_kib,
             "added_bytes": self.added_bytes,
             "loaded": self.loaded,
-            "seconds": self.samples(metric),
+            "samples": self.samples(metric),
         }
 
 
@@ -496,7 +520,9 @@ class BenchOptions:
     rounds: int = 10
     warmup: int = 1
     min_speedup: float = 1.03
-    metric: str = "wall"  # or "cpu" (user + system time of the child)
+    metric: str = "wall"  # "cpu" (user + system time of the child) or "score" (--score)
+    score: str | None = None  # regex: COMMAND's own figure replaces the timing
+    higher_is_better: bool = False  # the --score figure is a throughput
     confidence: float = 0.95
     resamples: int = 2000
     seed: int = 0
@@ -532,6 +558,8 @@ class BenchReport:
             "loader": self.loader,
             "cpu": self.cpu,
             "metric": o.metric,
+            "score": o.score,
+            "higher_is_better": o.higher_is_better if o.score else False,
             "rounds": o.rounds,
             "warmup": o.warmup,
             "min_speedup": o.min_speedup,
@@ -580,14 +608,27 @@ class _Bench:
         self.scratch = scratch
         self.progress = progress or (lambda _msg: None)
         self.stdout = None if options.show_output else subprocess.DEVNULL
+        self.score: re.Pattern[str] | None = None
+        if options.score:
+            try:
+                self.score = re.compile(options.score)
+            except re.error as err:
+                raise UsageError(f"--score is not a valid regular expression: {err}") from None
 
     def argv(self, level: str) -> list[str]:
         return [*_loader_argv(self.loader, self.layout, level), *self.program.argv]
 
     def run(self, level: str, env: dict[str, str] | None = None,
             timed: bool = True) -> tuple[Run, int]:
-        return run_once(self.argv(level), env=env or _child_env(), stdout=self.stdout,
-                        timeout=self.options.timeout, scratch=self.scratch, timed=timed)
+        run, pid = run_once(self.argv(level), env=env or _child_env(), stdout=self.stdout,
+                            timeout=self.options.timeout, scratch=self.scratch, timed=timed,
+                            score=self.score)
+        if self.score is not None and run.ok and run.score is None:
+            raise UsageError(
+                f"--score '{self.options.score}' matched nothing in COMMAND's output ({level})",
+                hint="check the pattern against the program's output (stdout, then stderr)",
+            )
+        return run, pid
 
     def proving_run(self, result: VariantResult) -> Run:
         """The warm-up run with LD_DEBUG=libs: records and checks the files mapped."""
@@ -632,6 +673,10 @@ def run_bench(
     progress: Callable[[str], None] | None = None,
 ) -> BenchReport:
     """Benchmark every variant of the packages at ``paths`` with ``command``."""
+    if options.score and options.metric != "score":
+        options = replace(options, metric="score")
+    if options.metric == "score" and not options.score:
+        raise UsageError("--metric score needs --score REGEX")
     if options.rounds < 2:
         raise UsageError("--rounds must be at least 2 for an interval")
     arch_name = host_arch_name()
@@ -739,8 +784,11 @@ def _decide(results: dict[str, VariantResult], options: BenchOptions) -> None:
         samples = result.samples(metric)
         if len(samples) != len(base_samples) or not samples:
             continue
+        # a throughput (higher is better) compares the other way round
+        first, second = (samples, base_samples) if metric == "score" and options.higher_is_better \
+            else (base_samples, samples)
         result.interval = speedup_interval(
-            base_samples, samples, confidence=options.confidence,
+            first, second, confidence=options.confidence,
             resamples=options.resamples, seed=options.seed,
         )
         if result.verdict == DROP:

@@ -27,12 +27,17 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
+def _median(value: float | None, metric: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.6g}" if metric == "score" else f"{value * 1000:.1f} ms"
+
+
 def _row(v: VariantResult, metric: str) -> list[str]:
-    median = v.median(metric)
     iv = v.interval
     return [
         v.level,
-        f"{median * 1000:.1f} ms" if median is not None else "-",
+        _median(v.median(metric), metric),
         f"{iv.point:.3f}" if iv else ("1" if v.level == "baseline" else "-"),
         f"[{iv.low:.3f}, {iv.high:.3f}]" if iv else "-",
         _size(v.peak_rss_kib * 1024) if v.peak_rss_kib is not None else "-",
@@ -43,11 +48,14 @@ def _row(v: VariantResult, metric: str) -> list[str]:
 
 def render(report: BenchReport) -> None:
     o = report.options
-    header = ["variant", f"median ({o.metric})", "speedup", f"{o.confidence:.0%} interval",
+    header = ["variant", f"median ({o.metric})" if o.metric != "score" else "median score",
+              "speedup", f"{o.confidence:.0%} interval",
               "peak RSS", "added", "verdict"]
     rows = [header, *(_row(v, o.metric) for v in report.variants)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    click.echo(f"{report.program.executable} on {report.cpu}: {o.rounds} rounds "
+    program = report.program
+    where = f" of {program.origin}" if program.origin.startswith("package") else ""
+    click.echo(f"{program.executable.name}{where} on {report.cpu}: {o.rounds} rounds "
                f"after {o.warmup} warm-up, interval: {INTERVAL_METHOD}")
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -68,8 +76,15 @@ def render(report: BenchReport) -> None:
 @click.option("--min-speedup", type=click.FloatRange(min=0, min_open=True), default=1.03,
               show_default=True,
               help="Keep a variant only if its interval's lower bound reaches this speedup.")
-@click.option("--metric", type=click.Choice(["wall", "cpu"]), default="wall", show_default=True,
-              help="Time to compare: wall clock, or user+system CPU time of COMMAND.")
+@click.option("--metric", type=click.Choice(["wall", "cpu", "score"]), default="wall",
+              show_default=True,
+              help="What to compare: wall clock, user+system CPU time, or the --score figure.")
+@click.option("--score", metavar="REGEX",
+              help="Compare COMMAND's own figure instead of its run time: the last match of "
+              "REGEX (its first group) in stdout, else stderr; lower is better unless "
+              "--higher-is-better.  For self-timed benchmarks such as 'xxhsum -b'.")
+@click.option("--higher-is-better", is_flag=True,
+              help="The --score figure is a throughput (MB/s), not a time.")
 @click.option("--level", "levels", multiple=True,
               help="Benchmark only this variant (repeatable; default: every variant found).")
 @click.option("--confidence", type=click.FloatRange(0.5, 0.999), default=0.95, show_default=True,
@@ -89,6 +104,8 @@ def command(
     warmup: int,
     min_speedup: float,
     metric: str,
+    score: str | None,
+    higher_is_better: bool,
     levels: tuple[str, ...],
     confidence: float,
     seed: int,
@@ -112,7 +129,7 @@ def command(
     options = BenchOptions(
         rounds=rounds, warmup=warmup, min_speedup=min_speedup, metric=metric,
         confidence=confidence, seed=seed, timeout=timeout, show_output=show_output,
-        levels=tuple(levels),
+        levels=tuple(levels), score=score, higher_is_better=higher_is_better,
     )
     progress = None
     if sys.stderr.isatty() and not as_json:
