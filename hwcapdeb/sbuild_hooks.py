@@ -61,7 +61,7 @@ cd "$dir"
 want=$(cat "$state/identity")
 have="$(dpkg-parsechangelog -S Source)_$(dpkg-parsechangelog -S Version)"
 case "$have" in
-  "$want"|"$want"+b[0-9]*) ;;
+  "$want"|"$want"[+~]*) ;;  # sbuild's binNMU or --append-to-version suffix
   *) fail "the prepared conversion is for $want, but sbuild unpacked $have" ;;
 esac
 owner=$(stat -c %u:%g debian)
@@ -203,10 +203,69 @@ def unpack(dsc: Path, dest: Path) -> Path:
     return tree
 
 
-def convert_tree(tree: Path, profiles: Sequence[Profile]) -> None:
+@dataclass(frozen=True)
+class CampaignOptions:
+    """Conversion options of a campaign: for every package, then per source package."""
+
+    layout: str = "inline"
+    variant_make_vars: tuple[str, ...] = ()
+    variant_env: tuple[str, ...] = ()
+    package_options: Path | None = None  # deb822 file: per-source overrides
+
+    def for_source(self, source: str) -> CampaignOptions:
+        """These options with the stanza ``Source: <source>`` of package_options applied."""
+        if self.package_options is None:
+            return self
+        stanza = package_stanza(self.package_options, source)
+        if stanza is None:
+            return self
+        return CampaignOptions(
+            layout=stanza.get("Layout", self.layout).strip(),
+            variant_make_vars=self.variant_make_vars
+            + tuple(stanza.get("Variant-Make-Vars", "").split()),
+            variant_env=self.variant_env + tuple(stanza.get("Variant-Env", "").split()),
+        )
+
+
+#: fields a package-options stanza may have (anything else is a typo to report)
+PACKAGE_OPTION_FIELDS = ("Source", "Layout", "Variant-Make-Vars", "Variant-Env", "Comment")
+
+
+def package_stanza(path: Path, source: str) -> Deb822 | None:
+    """The stanza of ``path`` for ``source`` (deb822, one stanza per source package)."""
+    try:
+        with path.open(encoding="utf-8") as fh:
+            stanzas = list(Deb822.iter_paragraphs(fh))
+    except OSError as err:
+        raise InputError(f"cannot read {path}: {err.strerror}") from None
+    for stanza in stanzas:
+        unknown = [k for k in stanza if k not in PACKAGE_OPTION_FIELDS]
+        if unknown or "Source" not in stanza:
+            raise InputError(
+                f"{path}: stanza {dict(stanza)!r} has "
+                + (f"unknown field {unknown[0]}" if unknown else "no Source field"),
+                hint=f"fields are {', '.join(PACKAGE_OPTION_FIELDS)}",
+            )
+        if stanza["Source"].strip() == source:
+            return stanza
+    return None
+
+
+def convert_tree(
+    tree: Path, profiles: Sequence[Profile], options: CampaignOptions | None = None
+) -> None:
     # Imported late: the convert area's module; the same call `hwcapdeb build` makes.
     convert = importlib.import_module("hwcapdeb.convert")
-    convert.convert(tree, convert.ConvertOptions(profiles=tuple(profiles)))
+    opts = options or CampaignOptions()
+    convert.convert(
+        tree,
+        convert.ConvertOptions(
+            profiles=tuple(profiles),
+            layout=opts.layout,
+            variant_make_vars=opts.variant_make_vars,
+            variant_env=opts.variant_env,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -219,13 +278,18 @@ class Prepared:
     files: dict[str, bytes]  # name in CHROOT_STATE_DIR -> content
 
 
-def prepare_files(dsc: Path, profiles: Sequence[Profile], work: Path) -> Prepared:
+def prepare_files(
+    dsc: Path,
+    profiles: Sequence[Profile],
+    work: Path,
+    options: CampaignOptions | None = None,
+) -> Prepared:
     """Unpack and convert ``dsc`` in ``work``; the payload for the chroot."""
     tree = unpack(dsc, work)
     name, version = source_identity(tree)
     before = work / "debian.orig"
     shutil.copytree(tree / "debian", before, symlinks=True)
-    convert_tree(tree, profiles)
+    convert_tree(tree, profiles, (options or CampaignOptions()).for_source(name))
     delta = diff_debian(before, tree / "debian")
     depends = tuple(_apt_names(added_build_depends(before, tree / "debian")))
     buf = io.BytesIO()
@@ -264,7 +328,11 @@ def send_to_chroot(files: dict[str, bytes], exec_argv: Sequence[str]) -> None:
 
 
 def prepare(
-    dsc_spec: str, exec_words: Sequence[str], profile_names: Sequence[str], arch: str
+    dsc_spec: str,
+    exec_words: Sequence[str],
+    profile_names: Sequence[str],
+    arch: str,
+    options: CampaignOptions | None = None,
 ) -> Prepared:
     """The pre-build hook: convert what sbuild is about to build, stage it in the chroot."""
     if not dsc_spec or dsc_spec.startswith("%"):
@@ -289,6 +357,6 @@ def prepare(
         else:
             (work / "fetched").mkdir()
             dsc = fetch_in_chroot(dsc_spec, exec_argv, work / "fetched")
-        prepared = prepare_files(dsc, profiles, work)
+        prepared = prepare_files(dsc, profiles, work, options)
     send_to_chroot(prepared.files, exec_argv)
     return prepared

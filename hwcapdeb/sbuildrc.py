@@ -74,6 +74,11 @@ class SbuildSettings:
     verify: bool = True  # post-build-commands: hwcapdeb verify %SBUILD_CHANGES
     profiles: tuple[str, ...] = ()  # non-empty: convert inside sbuild (campaign mode)
     hwcapdeb: tuple[str, ...] = ()  # the hwcapdeb command the hooks run (default: this one)
+    # conversion options of a campaign (see hwcapdeb.sbuild_hooks.CampaignOptions)
+    layout: str = "inline"
+    variant_make_vars: tuple[str, ...] = ()
+    variant_env: tuple[str, ...] = ()
+    package_options: str | None = None  # absolute path of a per-package deb822 file
 
     def command(self) -> list[str]:
         return list(self.hwcapdeb) or hwcapdeb_command()
@@ -85,12 +90,24 @@ def verify_hook(settings: SbuildSettings) -> list[str]:
 
 
 def prepare_hook(settings: SbuildSettings) -> list[str]:
-    return [
+    argv = [
         *settings.command(),
         "sbuild-hook",
         "prepare",
         "--profile",
         ",".join(settings.profiles),
+    ]
+    if settings.layout != "inline":
+        argv += ["--layout", settings.layout]
+    for item in settings.variant_make_vars:
+        argv += ["--variant-make-var", item]
+    for item in settings.variant_env:
+        argv += ["--variant-env", item]
+    if settings.package_options:
+        argv += ["--package-options", settings.package_options]
+    # %SBUILD_CHROOT_EXEC last: sbuild's shell splits it into the trailing words
+    return [
+        *argv,
         "--arch",
         "%SBUILD_HOST_ARCH",
         "--dsc",
@@ -282,6 +299,16 @@ def check_rc(
                 "the converted files would never reach the build",
             )
         )
+    for argv in prepare:
+        if "--package-options" in argv[:-1]:
+            options = argv[argv.index("--package-options") + 1]
+            if not Path(options).is_file():
+                findings.append(
+                    RcFinding(
+                        "package-options-missing",
+                        f"the convert hook reads {options}, which does not exist",
+                    )
+                )
     if apply and not prepare:
         findings.append(
             RcFinding(

@@ -330,3 +330,55 @@ def test_prepare_refuses_unsubstituted_escapes() -> None:
         with pytest.raises(UsageError, match="no chroot command"):
             chroot_exec(words)
     assert chroot_exec(["env PATH=/bin 'a b' --"]) == ["env", "PATH=/bin", "a b", "--"]
+
+
+# --- campaign options -------------------------------------------------------
+
+
+def test_package_options_apply_per_source(tmp_path: Path) -> None:
+    from hwcapdeb.sbuild_hooks import CampaignOptions
+
+    file = tmp_path / "packages"
+    file.write_text(
+        "Source: xxhash\nComment: upstream's dispatcher refuses -mavx\n"
+        "Variant-Make-Vars: DISPATCH=0\n\n"
+        "Source: zlib\nLayout: split\n"
+    )
+    base = CampaignOptions(variant_env=("A=1",), package_options=file)
+    xxhash = base.for_source("xxhash")
+    assert xxhash.variant_make_vars == ("DISPATCH=0",) and xxhash.variant_env == ("A=1",)
+    assert base.for_source("zlib").layout == "split"
+    assert base.for_source("lz4") is base
+
+
+def test_package_options_typo_is_a_one_line_error(tmp_path: Path) -> None:
+    from hwcapdeb.sbuild_hooks import CampaignOptions
+
+    file = tmp_path / "packages"
+    file.write_text("Source: xxhash\nVariant-Make-Var: DISPATCH=0\n")
+    with pytest.raises(InputError, match="unknown field Variant-Make-Var"):
+        CampaignOptions(package_options=file).for_source("xxhash")
+
+
+@needs_perl
+def test_snippet_carries_campaign_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    options = tmp_path / "packages"
+    options.write_text("Source: xxhash\nVariant-Make-Vars: DISPATCH=0\n")
+    argv = ["sbuild-config", "--profile", "x86-64-v3", "--variant-env", "X=1"]
+    assert main([*argv, "--package-options", str(options)]) == 0
+    rc = tmp_path / "rc"
+    rc.write_text(capsys.readouterr().out)
+    values = read_rc(rc)
+    commands = values["external_commands"]
+    assert isinstance(commands, dict)
+    prepare_argv = commands["pre-build-commands"][0]
+    assert prepare_argv[-2:] == ["--", "%SBUILD_CHROOT_EXEC"]
+    assert prepare_argv[prepare_argv.index("--variant-env") + 1] == "X=1"
+    assert str(options) in prepare_argv
+    settings = SbuildSettings(profiles=("x86-64-v3",))
+    assert check_rc(values, settings) == []
+    options.unlink()
+    assert [f.tag for f in check_rc(values, settings)] == ["package-options-missing"]
+    assert main(["sbuild-config", "--variant-env", "X=1"]) == 2

@@ -8,7 +8,7 @@ import click
 
 from hwcapdeb.build.dpkg import host_arch
 from hwcapdeb.build.sbuild import DEFAULT_MIRROR, Preflight, _host_codename, preflight
-from hwcapdeb.errors import HwcapdebError
+from hwcapdeb.errors import HwcapdebError, UsageError
 from hwcapdeb.profiles import ProfileRegistry
 from hwcapdeb.sbuildrc import RcFinding, SbuildSettings, check_rc, read_rc, render
 
@@ -28,6 +28,32 @@ from hwcapdeb.sbuildrc import RcFinding, SbuildSettings, check_rc, read_rc, rend
     help="sbuild chroot mode the snippet sets.",
 )
 @click.option("--no-verify", is_flag=True, help="Leave out the post-build verify hook.")
+@click.option(
+    "--layout",
+    type=click.Choice(["inline", "split"]),
+    default="inline",
+    show_default=True,
+    help="With --profile: variants in the library package, or one package per level.",
+)
+@click.option(
+    "--variant-make-var",
+    "make_vars",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="With --profile: make variable for every variant build of every package.",
+)
+@click.option(
+    "--variant-env",
+    "variant_env",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="With --profile: environment of every variant build of every package.",
+)
+@click.option(
+    "--package-options",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="With --profile: deb822 file with per-package Layout, Variant-Make-Vars, Variant-Env.",
+)
 @click.option(
     "--check",
     "check_file",
@@ -51,6 +77,10 @@ def command(
     dist: str | None,
     chroot_mode: str,
     no_verify: bool,
+    layout: str,
+    make_vars: tuple[str, ...],
+    variant_env: tuple[str, ...],
+    package_options: Path | None,
     check_file: str | None,
     mirror: str,
 ) -> None:
@@ -64,8 +94,21 @@ def command(
     if profile_names:
         arch = host_arch()
         profiles = tuple(p.name for p in ProfileRegistry().resolve_many(list(profile_names), arch))
+    if (make_vars or variant_env or package_options or layout != "inline") and not profiles:
+        raise UsageError(
+            "--layout, --variant-make-var, --variant-env and --package-options are "
+            "conversion options",
+            hint="give --profile too (they configure the convert hook)",
+        )
     settings = SbuildSettings(
-        chroot_mode=chroot_mode, distribution=dist, verify=not no_verify, profiles=profiles
+        chroot_mode=chroot_mode,
+        distribution=dist,
+        verify=not no_verify,
+        profiles=profiles,
+        layout=layout,
+        variant_make_vars=make_vars,
+        variant_env=variant_env,
+        package_options=str(package_options.resolve()) if package_options else None,
     )
     if check_file is None:
         click.echo(render(settings), nl=False)

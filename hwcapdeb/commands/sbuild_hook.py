@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from hwcapdeb.sbuild_hooks import prepare
+from hwcapdeb.sbuild_hooks import CampaignOptions, prepare
 
 
 @click.group("sbuild-hook")
@@ -16,12 +18,33 @@ def command() -> None:
 @click.option("--profile", "profile_names", multiple=True, required=True, help="Profiles.")
 @click.option("--arch", required=True, help="Host architecture (%SBUILD_HOST_ARCH).")
 @click.option("--dsc", "dsc_spec", required=True, help="%SBUILD_DSC: a .dsc or NAME_VERSION.")
+@click.option("--layout", default="inline", show_default=True, help="inline or split.")
+@click.option("--variant-make-var", "make_vars", multiple=True, metavar="NAME=VALUE")
+@click.option("--variant-env", "variant_env", multiple=True, metavar="NAME=VALUE")
+@click.option(
+    "--package-options",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="deb822 file: per source package Layout, Variant-Make-Vars, Variant-Env.",
+)
 @click.argument("exec_words", nargs=-1, required=True, metavar="-- %SBUILD_CHROOT_EXEC")
 def prepare_command(
-    profile_names: tuple[str, ...], arch: str, dsc_spec: str, exec_words: tuple[str, ...]
+    profile_names: tuple[str, ...],
+    arch: str,
+    dsc_spec: str,
+    layout: str,
+    make_vars: tuple[str, ...],
+    variant_env: tuple[str, ...],
+    package_options: Path | None,
+    exec_words: tuple[str, ...],
 ) -> None:
     """pre-build-commands: convert the package on the host, stage the result in the chroot."""
-    prepared = prepare(dsc_spec, exec_words, profile_names, arch)
+    options = CampaignOptions(
+        layout=layout,
+        variant_make_vars=make_vars,
+        variant_env=variant_env,
+        package_options=package_options,
+    )
+    prepared = prepare(dsc_spec, exec_words, profile_names, arch, options)
     click.echo(
         f"hwcapdeb: prepared {prepared.identity}: {len(prepared.delta.changed)} files changed, "
         f"{len(prepared.delta.removed)} removed"
