@@ -455,6 +455,11 @@ def speedup_interval(base: Sequence[float], variant: Sequence[float], *, confide
     """
     if len(base) != len(variant) or not base:
         raise ValueError("need the same, non-zero number of paired samples")
+    if min(base) <= 0 or min(variant) <= 0:
+        raise UsageError(
+            "a measurement of 0 or less: no ratio can be formed",
+            hint="a --score figure must be a positive time or throughput",
+        )
     point = statistics.median(base) / statistics.median(variant)
     n = len(base)
     rng = random.Random(seed)

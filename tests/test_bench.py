@@ -49,7 +49,7 @@ int main(int argc, char **argv) {
     float *x = malloc(n * sizeof *x), *y = calloc(n, sizeof *y);
     for (size_t i = 0; i < n; i++) x[i] = (float)(i % 7);
     for (size_t r = 0; r < reps; r++) hw_saxpy(y, x, 1e-6f, n);
-    printf("%s %g\n", hw_variant(), (double)y[n - 1]);
+    printf("%s %g\n", hw_variant(), (double)y[1]);
     return status;
 }
 """
@@ -277,3 +277,20 @@ def test_speedup_interval_and_profiles_roundtrip(tmp_path: Path) -> None:
     write_profiles(report, tmp_path / "p")
     assert read_profiles(tmp_path / "p") == ["x86-64-v3"]
     assert "# dropped x86-64-v4: slow" in (tmp_path / "p").read_text()
+
+
+def test_score_from_the_programs_own_output(
+    tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # hwprog prints "<variant> <y>": y is the same for every build, so the ratio is exactly 1
+    options = BenchOptions(rounds=2, resamples=100, levels=("x86-64-v3",),
+                           score=r"^\S+ ([0-9.e+-]+)$")
+    report = run_bench([tree], ["usr/bin/hwprog", "50"], options)
+    v3 = next(v for v in report.variants if v.level == "x86-64-v3")
+    assert report.options.metric == "score"
+    assert v3.interval is not None and v3.interval.point == pytest.approx(1.0)
+    assert v3.verdict == DROP
+    code = main(["bench", str(tree), "-n", "2", "--score", "no such figure", "--",
+                 "usr/bin/hwprog", "5"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "matched nothing" in err
