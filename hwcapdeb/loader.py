@@ -37,6 +37,7 @@ qemu-user CPUs, ``ldconfig -r`` sysroots, ppc64el/s390x cross loaders):
 """
 from __future__ import annotations
 
+import functools
 import glob
 import re
 from collections.abc import Sequence
@@ -166,10 +167,20 @@ def _level(arch: Architecture, name: str) -> Level | None:
 
 def _read(path: Path) -> ElfFacts | str:
     """ElfFacts, or the loader's complaint about a file that is not ELF."""
-    if not is_elf(path):
+    try:
+        st = path.stat()
+    except OSError as err:
+        return f"cannot read: {err.strerror}"
+    # keyed by the file's identity, so a changed file is read again: resolve() stays pure
+    return _read_file(str(path), st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=4096)
+def _read_file(path: str, dev: int, ino: int, mtime_ns: int, size: int) -> ElfFacts | str:
+    if not is_elf(Path(path)):
         return "invalid ELF header"
     try:
-        return read_elf(path, with_exports=False)
+        return read_elf(Path(path), with_exports=False)
     except InputError as err:
         return str(err)
 
