@@ -318,8 +318,11 @@ class IsaAudit:
         if fn.dispatch_reason:
             return True, fn.dispatch_reason
         for low, high, unit_rank, flags in self.unit_ranks:
-            # the whole compile unit was built to assume the ISA: nothing in it can dispatch
-            if low <= fn.start < high and unit_rank > rank:
+            # the compile unit was built to assume the ISA: code its flags explain cannot be
+            # dispatched; code above even its flags came from intrinsics or target attributes
+            if low <= fn.start < high and unit_rank > rank and any(
+                rank < _code_info(c, self.arch).rank <= unit_rank for _, c in fn.hits
+            ):
                 return False, f"its compile unit was built with {flags} (DW_AT_producer)"
         if not self.dispatch_evidence:
             return False, "nothing in this object detects the CPU (no cpuid, IFUNC or __cpu_model)"
