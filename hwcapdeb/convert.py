@@ -48,6 +48,7 @@ ORIGINALS = f"{STATE_DIR}/original"
 BUILD_DIRS = ("build", "logs", "stamps", "bin")
 LAYOUTS = ("inline", "split")
 _SUFFIX = re.compile(r"^[A-Za-z0-9.+~]+$")
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=[^'\"\n\\`$]*$")
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,11 @@ class ConvertOptions:
     profiles: tuple[Profile, ...]
     layout: str = "inline"
     version_suffix: str | None = None
+    #: NAME=VALUE given to every variant's make command line (beats the rules' own
+    #: assignments), e.g. DISPATCH=0 for a package whose runtime dispatcher refuses -mavx
+    variant_make_vars: tuple[str, ...] = ()
+    #: NAME=VALUE put into every variant build's environment
+    variant_env: tuple[str, ...] = ()
 
 
 def check_options(options: ConvertOptions) -> str:
@@ -236,6 +242,12 @@ def check_options(options: ConvertOptions) -> str:
             f"--version-suffix '{options.version_suffix}' has characters a version cannot have",
             hint="use letters, digits, '.', '+' or '~'",
         )
+    for item in (*options.variant_make_vars, *options.variant_env):
+        if not _ASSIGNMENT.match(item):
+            raise UsageError(
+                f"'{item}' is not NAME=VALUE",
+                hint="names are letters, digits and '_'; values cannot contain quotes or newlines",
+            )
     return arches[0]
 
 
@@ -299,6 +311,8 @@ def plan_conversion(root: Path, options: ConvertOptions) -> Plan:
         "split_packages": [lib.name for lib in libraries] if split else [],
         "profiles": [_profile_context(p) for p in profiles],
         "split": split,
+        "make_vars": list(options.variant_make_vars),
+        "variant_env": list(options.variant_env),
     }
     files: dict[str, FileState | None] = {
         "debian/rules": FileState(env.get_template("rules.j2").render(context).encode(), 0o755),
@@ -368,6 +382,8 @@ def plan_conversion(root: Path, options: ConvertOptions) -> Plan:
         "layout": options.layout,
         "version_suffix": options.version_suffix,
         "changelog_date": date,
+        "variant_make_vars": list(options.variant_make_vars),
+        "variant_env": list(options.variant_env),
         "files": dict(sorted(entries.items())),
     }
     files[MANIFEST] = FileState((json.dumps(doc, indent=2) + "\n").encode(), 0o644)

@@ -321,3 +321,20 @@ def test_zlib_non_dh_rules(zlib_source: Path, tmp_path: Path) -> None:
     assert main(["revert", str(tree)]) == 0
     after = {p: p.read_bytes() for p in sorted(tree.rglob("*")) if p.is_file()}
     assert after == before
+
+
+def test_variant_with_different_abi_fails_loudly(tmp_path: Path) -> None:
+    """Code that depends on ISA macros can drop an export in one variant only."""
+    tree = copy_example(tmp_path, "abi")
+    source = tree / "src" / "vecmath.c"
+    extra = (
+        "#ifndef __AVX2__\nint vm_sse_only(void);\nint vm_sse_only(void) { return 2; }\n#endif\n"
+    )
+    source.write_text(source.read_text() + extra)
+    (tree / "debian" / "libvecmath1.symbols").unlink()  # else dpkg-gensymbols objects first
+    convert(tree, "-p", "x86-64-v2,x86-64-v3")
+    built = build(tree, {"DEB_BUILD_OPTIONS": "nocheck"}, check=False)
+    assert "installed 1 libraries into libvecmath1" in built.log  # v2 was fine
+    assert "hwcapdeb: error: x86-64-v3:" in built.log
+    assert "lacks symbols the baseline exports: vm_sse_only" in built.log
+    assert not list(tmp_path.glob("abi/*.deb"))

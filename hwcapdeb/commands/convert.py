@@ -30,6 +30,20 @@ from hwcapdeb.profiles import ProfileRegistry, check_profile
 )
 @click.option("--dry-run", "-n", is_flag=True, help="Print the diff; change nothing.")
 @click.option("--version-suffix", help="Add a changelog entry with version+SUFFIX (e.g. +hwcaps1).")
+@click.option(
+    "--variant-make-var",
+    "make_vars",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Pass NAME=VALUE on each variant build's make command line (repeatable).",
+)
+@click.option(
+    "--variant-env",
+    "variant_env",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Set NAME=VALUE in each variant build's environment (repeatable).",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Name every file written.")
 def command(
     src_dir: Path,
@@ -37,6 +51,8 @@ def command(
     layout: str,
     dry_run: bool,
     version_suffix: str | None,
+    make_vars: tuple[str, ...],
+    variant_env: tuple[str, ...],
     verbose: bool,
 ) -> None:
     """Convert the Debian source package in SRC_DIR (only debian/ changes).
@@ -46,7 +62,13 @@ def command(
     Converting again with the same options changes nothing.
     """
     resolved = ProfileRegistry().resolve_many(list(profiles))
-    options = ConvertOptions(tuple(resolved), layout=layout, version_suffix=version_suffix)
+    options = ConvertOptions(
+        tuple(resolved),
+        layout=layout,
+        version_suffix=version_suffix,
+        variant_make_vars=make_vars,
+        variant_env=variant_env,
+    )
     check_options(options)
     for profile in resolved:
         # the local gcc can only judge flags for its own architecture
