@@ -388,7 +388,7 @@ def _dump_arch(text: str) -> str | None:
 def _check_dump_arch(text: str, name: str, arch: str) -> None:
     found = _dump_arch(text)
     if found is not None and found != arch:
-        raise InputError(f"{name} comes from a {found} machine, not {arch}",
+        raise InputError(f"{name} was saved on {found}, not {arch}",
                          hint=f"pass --arch {found}")
 
 
