@@ -25,6 +25,7 @@ Tags (severity):
   whose unguarded code needs features that CPU lacks.
 - ``loader-disagrees`` (E): the real loader picked another file than the model.
 - ``unreadable-file`` (E): a library that cannot be parsed.
+- ``duplicate-variant`` (E): two packages ship the same level of one library.
 """
 
 from __future__ import annotations
@@ -190,10 +191,11 @@ def _real_files(directory: Path) -> list[Path]:
 
 
 class _Collector:
-    def __init__(self, arch: Architecture) -> None:
+    def __init__(self, arch: Architecture, trees: Sequence[PackageTree] = ()) -> None:
         self.arch = arch
+        self.trees = list(trees)  # every non-debug package: a split layout spreads a library
         self.findings: list[Finding] = []
-        self.libraries: dict[tuple[str, str, str], Library] = {}
+        self.libraries: dict[tuple[str, str], Library] = {}
 
     def add(self, severity: str, tag: str, package: str, path: str, message: str) -> None:
         self.findings.append(Finding(severity, tag, package, path, message))
@@ -226,22 +228,29 @@ class _Collector:
                     soname = self._group_name(libdir, file, build)
                     lib = self._library(tree, libdir, rel_libdir, soname)
                     if level.name in lib.variants:
+                        other = lib.variants[level.name]
+                        if other.package != tree.name:
+                            self.add("error", "duplicate-variant", tree.name, build.relpath,
+                                     f"{other.package} ships glibc-hwcaps/{level.name} of "
+                                     f"{soname} too: the packages conflict")
                         continue  # two real files for one SONAME: the link decides, checked below
                     lib.variants[level.name] = build
                     self._check_soname_link(tree, sub, build, soname)
 
     def _group_name(self, libdir: Path, file: Path, build: Build) -> str:
         """The SONAME a variant belongs to: its baseline's (same file name), else its own."""
-        twin = libdir / file.name
-        if twin.is_file() and is_elf(twin):
-            with contextlib.suppress(HwcapdebError):
-                soname = read_elf(twin, with_exports=False).soname
-                if soname:
-                    return soname
+        rel = libdir.relative_to(next(t.root for t in self.trees if libdir.is_relative_to(t.root)))
+        for twin in [libdir / file.name, *(t.root / rel / file.name for t in self.trees)]:
+            if twin.is_file() and is_elf(twin):
+                with contextlib.suppress(HwcapdebError):
+                    soname = read_elf(twin, with_exports=False).soname
+                    if soname:
+                        return soname
         return build.facts.soname or file.name
 
     def _library(self, tree: PackageTree, libdir: Path, rel_libdir: str, soname: str) -> Library:
-        key = (tree.name, rel_libdir, soname)
+        # one library per directory and SONAME, whichever packages hold its builds
+        key = (rel_libdir, soname)
         lib = self.libraries.get(key)
         if lib is None:
             lib = self.libraries[key] = Library(soname, rel_libdir, None)
@@ -404,18 +413,20 @@ class Cell:
 
     cpu: str
     library: str  # SONAME
-    package: str
+    package: str  # the package of the build loaded (of the baseline if none loads)
     resolved: str | None  # path inside the package; None if loading fails
     level: str | None
     safe: bool
     reason: str
     real: str | None = None  # what the real loader picked (host rows), or its error
     agrees: bool | None = None  # None: the real loader was not asked
+    libdir: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "cpu": self.cpu,
             "library": self.library,
+            "libdir": self.libdir,
             "package": self.package,
             "resolved": self.resolved,
             "level": self.level,
@@ -496,28 +507,60 @@ def dispatch_matrix(
         return [], []
     rows = cpu_rows(cpus, arch)
     cells = []
-    for lib in libraries:
-        by_path = {b.file.resolve(): b for b in lib.builds}
-        tree = next((t for t in trees if (t.root / lib.libdir).is_dir() and t.name == lib.package),
-                    None) or next(t for t in trees if (t.root / lib.libdir).is_dir())
-        libdir = tree.root / lib.libdir
-        # every library directory of the upload: a library may need its siblings
-        search = [libdir, *(t.root / lib.libdir for t in trees
-                            if t.root / lib.libdir != libdir and (t.root / lib.libdir).is_dir())]
-        for row in rows:
-            res = loader.resolve(lib.soname, row.model, library_path=search, system=False)
-            build = by_path.get(res.path.resolve()) if res.path else None
-            rel = build.relpath if build else (_relative(res.path, trees) if res.path else None)
-            if res.path is None:
-                safe, reason = False, res.error or "not found"
-            else:
-                safe, reason = _safety(build, row.model)
-            real, agrees = None, None
-            if ask_loader and row.real:
-                real, agrees = _ask_real_loader(lib.soname, search, row.tunables, res, trees)
-            cells.append(Cell(row.label, lib.soname, lib.package, rel,
-                              res.level.name if res.level else None, safe, reason, real, agrees))
+    with tempfile.TemporaryDirectory(prefix="hwcapdeb-merged-") as scratch:
+        merged = _merged_view(trees, libraries, Path(scratch))
+        for lib in libraries:
+            by_path = {b.file.resolve(): b for b in lib.builds}
+            # the library's directory as installed, then every other one (siblings it may need)
+            search = [merged / lib.libdir,
+                      *sorted({merged / o.libdir for o in libraries} - {merged / lib.libdir})]
+            for row in rows:
+                res = loader.resolve(lib.soname, row.model, library_path=search, system=False)
+                build = by_path.get(res.path.resolve()) if res.path else None
+                rel = build.relpath if build else (
+                    _relative(res.path.resolve(), trees) if res.path else None)
+                if res.path is None:
+                    safe, reason = False, res.error or "not found"
+                else:
+                    safe, reason = _safety(build, row.model)
+                real, agrees = None, None
+                if ask_loader and row.real:
+                    real, agrees = _ask_real_loader(lib.soname, search, row.tunables, res, trees)
+                package = build.package if build else lib.package
+                cells.append(Cell(row.label, lib.soname, package, rel,
+                                  res.level.name if res.level else None, safe, reason, real,
+                                  agrees, lib.libdir))
     return cells, [r.label for r in rows]
+
+
+def _merged_view(trees: Sequence[PackageTree], libraries: Sequence[Library], dest: Path) -> Path:
+    """The library directories of all packages merged, as dpkg would install them.
+
+    Symbolic links are copied as they are; regular files become links to the
+    unpacked originals.  The first package to ship a path wins (dpkg would refuse
+    the second: ``duplicate-variant``).
+    """
+    for rel in sorted({lib.libdir for lib in libraries}):
+        for tree in trees:
+            if tree.is_debug:
+                continue
+            source = tree.root / rel
+            if not source.is_dir():
+                continue
+            for dirpath, dirs, files in os.walk(source):
+                here = Path(dirpath)
+                dirs[:] = [d for d in dirs if here != source or d == "glibc-hwcaps"]
+                target_dir = dest / rel / here.relative_to(source)
+                target_dir.mkdir(parents=True, exist_ok=True)
+                for name in [*files, *(d for d in dirs if (here / d).is_symlink())]:
+                    entry, target = here / name, target_dir / name
+                    if target.exists() or target.is_symlink():
+                        continue
+                    if entry.is_symlink():
+                        os.symlink(os.readlink(entry), target)
+                    else:
+                        os.symlink(entry.resolve(), target)
+    return dest
 
 
 def _relative(path: Path, trees: Sequence[PackageTree]) -> str:
@@ -539,7 +582,7 @@ def _ask_real_loader(
         # both fail (e.g. a refused marker) or the model loads what the loader cannot
         return f"error: {result.error}", res.path is None
     same = res.path is not None and result.path.resolve() == res.path.resolve()
-    return _relative(result.path, trees), same
+    return _relative(result.path.resolve(), trees), same
 
 
 # --- the whole run -------------------------------------------------------------
@@ -561,7 +604,7 @@ def verify_trees(
     """Check every library with variants in the (already unpacked) ``trees``."""
     arch = architecture(arch_name)
     arch.require_hwcaps()
-    collector = _Collector(arch)
+    collector = _Collector(arch, [t for t in trees if not t.is_debug])
     for tree in trees:
         if not tree.is_debug:
             collector.collect(tree)

@@ -32,12 +32,14 @@ def make_deb(
     soname_links: bool = True,
     flags_for: Mapping[str, Sequence[str]] | None = None,
     tweak: Callable[[Path], None] | None = None,
+    soname: str = "libhwtest.so.1",
 ) -> Path:
     """A real .deb of a baseline + glibc-hwcaps library, built with dpkg-deb."""
     staging = tmp / f"{name}-staging"
     libdir = staging / MULTIARCH
     install_variant_tree(libdir, levels=levels, soname_links=soname_links,
-                         flags_for=dict(flags_for) if flags_for else None)
+                         flags_for=dict(flags_for) if flags_for else None,
+                         soname=soname, realname=f"{soname}.0.0")
     if tweak:
         tweak(libdir)
     (staging / "DEBIAN").mkdir(parents=True, exist_ok=True)
@@ -216,7 +218,8 @@ int hw_guarded(const int *a, size_t n)
 
 def test_changes_file_lists_the_debs(tmp_path: Path) -> None:
     good = make_deb(tmp_path, "libhwtest1")
-    bad = make_deb(tmp_path, "libhwother1", flags_for={"baseline": ["-march=x86-64-v3"]})
+    bad = make_deb(tmp_path, "libhwother1", flags_for={"baseline": ["-march=x86-64-v3"]},
+                   soname="libhwother.so.1")
     changes = tmp_path / "hwtest_1.0-1_amd64.changes"
     lines = [f" 0123456789abcdef0123456789abcdef {p.stat().st_size} libs optional {p.name}"
              for p in (good, bad)]
@@ -307,3 +310,37 @@ def test_dbgsym_package_makes_the_leak_exact(tmp_path: Path) -> None:
     report = verify_paths([deb, dbgsym], cpus=FAST_CPUS, probe=False)
     assert tags(report) == {"isa-leak"}
     assert "-march=x86-64-v3 (DW_AT_producer)" in report.errors[0].message
+
+
+def test_split_layout_variant_packages(tmp_path: Path) -> None:
+    """Baseline in libhwtest1, each level in its own package: one library, merged like dpkg."""
+    make_deb(tmp_path, levels=LEVELS)
+    staging = tmp_path / "libhwtest1-staging"
+    debs = []
+    for level in ("x86-64-v3", "x86-64-v4"):
+        name = f"libhwtest1-{level}"
+        split = tmp_path / f"{name}-staging"
+        (split / "DEBIAN").mkdir(parents=True)
+        (split / "DEBIAN/control").write_text(
+            f"Package: {name}\nVersion: 1.0-1\nArchitecture: amd64\n"
+            "Maintainer: Test <test@example.org>\nDescription: variant\n")
+        hwcaps = f"{MULTIARCH}/glibc-hwcaps/{level}"
+        (split / hwcaps).parent.mkdir(parents=True)
+        (staging / hwcaps).rename(split / hwcaps)
+        deb = tmp_path / f"{name}_1.0-1_amd64.deb"
+        subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(split), str(deb)],
+                       check=True, capture_output=True)
+        debs.append(deb)
+    base = tmp_path / "libhwtest1_split.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(staging), str(base)],
+                   check=True, capture_output=True)
+    report = verify_paths([base, *debs], cpus=FAST_CPUS)
+    assert report.findings == []
+    (lib,) = report.libraries
+    assert set(lib.variants) == {"x86-64-v2", "x86-64-v3", "x86-64-v4"}
+    picked = {c.cpu: (c.package, c.level) for c in report.matrix}
+    assert picked["haswell"] == ("libhwtest1-x86-64-v3", "x86-64-v3")
+    assert picked["nehalem"] == ("libhwtest1", "x86-64-v2")
+    assert all(c.agrees is not False for c in report.matrix)
+    alone = verify_paths(debs[:1], cpus=FAST_CPUS, probe=False)
+    assert tags(alone) == {"variant-without-baseline"}

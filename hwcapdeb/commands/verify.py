@@ -18,11 +18,11 @@ def _matrix_table(report: Report) -> Table:
     table.add_column("cpu")
     for lib in report.libraries:
         table.add_column(f"{lib.package}\n{lib.soname}")
-    cells = {(c.cpu, c.library, c.package): c for c in report.matrix}
+    cells = {(c.cpu, c.libdir, c.library): c for c in report.matrix}
     for cpu in report.cpus:
         row = [cpu]
         for lib in report.libraries:
-            cell = cells.get((cpu, lib.soname, lib.package))
+            cell = cells.get((cpu, lib.libdir, lib.soname))
             if cell is None:
                 row.append("")
                 continue
