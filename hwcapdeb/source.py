@@ -29,8 +29,8 @@ _GENERATED_MARKERS = re.compile(
 )
 #: a debhelper command or sequencer call, or cdbs (which drives debhelper)
 _DEBHELPER_USE = re.compile(r"(^|[\s;(`])dh(_[a-z_]+)?(\s|$)|/usr/share/cdbs/", re.MULTILINE)
-#: the dh sequencer: "dh $@" (or $(@), ${@}) in a recipe
-_DH_SEQUENCER = re.compile(r"^\s+dh\s+(\$@|\$\(@\)|\$\{@\})", re.MULTILINE)
+#: the dh sequencer: "dh $@" (or $(@), ${@}, '$@') in a recipe
+_DH_SEQUENCER = re.compile(r"^\s+dh\s+['\"]?(\$@|\$\(@\)|\$\{@\})['\"]?(\s|$)", re.MULTILINE)
 _NOT_A_LIBRARY = re.compile(r"-(dev|dbg|dbgsym|doc|udeb)$")
 
 
