@@ -17,9 +17,11 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from debian.changelog import Changelog, ChangelogParseError
 from debian.deb822 import Changes
@@ -226,6 +228,7 @@ def stream(
             bufsize=1,
             start_new_session=True,
         )
+        previous = _on_sigterm_exit()
         try:
             assert proc.stdout is not None
             for line in proc.stdout:
@@ -238,7 +241,25 @@ def stream(
         except BaseException:
             _kill_group(proc)
             raise
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
     return returncode, list(tail)
+
+
+def _on_sigterm_exit() -> Any:
+    """Make SIGTERM raise SystemExit, so the build's process group is killed too.
+
+    The build runs in its own session (so a terminal's Ctrl-C reaches us
+    first); without this a terminated hwcapdeb would leave it running.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def _exit(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, _exit)
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:
