@@ -171,6 +171,7 @@ class CpuModel:
     qemu_cpu: str | None = None
     tunables: str | None = None
     ignored_tunables: tuple[str, ...] = field(default=())
+    glibc: str | None = None  # the loader's release when the model comes from a real loader
 
     @property
     def isa_level(self) -> Level | None:
@@ -193,6 +194,7 @@ class CpuModel:
             "qemu_cpu": self.qemu_cpu,
             "tunables": self.tunables,
             "ignored_tunables": list(self.ignored_tunables),
+            "glibc": self.glibc,
         }
 
 
@@ -370,6 +372,7 @@ def parse_diagnostics(
     return CpuModel(
         name, arch, frozen, source,
         isa_1=int(isa.group(1), 16) if isa else isa_bits(frozen, arch),
+        glibc=_glibc_version(text),
     )
 
 
@@ -392,6 +395,11 @@ def _check_dump_arch(text: str, name: str, arch: str) -> None:
                          hint=f"pass --arch {found}")
 
 
+def _glibc_version(text: str) -> str | None:
+    m = re.search(r'^version\.version="([^"]+)"$', text, re.M)
+    return m.group(1) if m else None
+
+
 def _parse_hwcap_diagnostics(text: str, name: str, arch: str) -> CpuModel:
     table = hwcap_tables()[arch]
     words = {}
@@ -403,7 +411,8 @@ def _parse_hwcap_diagnostics(text: str, name: str, arch: str) -> CpuModel:
                          hint=f"save it on a {arch} machine with glibc >= 2.33")
     features = {f for f, bit in table.hwcap.items() if words["dl_hwcap"] & bit}
     features |= {f for f, bit in table.hwcap2.items() if words["dl_hwcap2"] & bit}
-    return CpuModel(name, arch, frozenset(features), "ld.so --list-diagnostics")
+    return CpuModel(name, arch, frozenset(features), "ld.so --list-diagnostics",
+                    glibc=_glibc_version(text))
 
 
 def _parse_hwcap_cpuinfo(text: str, name: str, arch: str) -> CpuModel:
@@ -491,7 +500,8 @@ def host_model(arch: str = "amd64") -> CpuModel:
                 env=_clean_env(), timeout=30, check=True,
             ).stdout
             model = parse_diagnostics(out, HOST, arch)
-            return replace(model, source=f"real loader ({loader} --list-diagnostics)")
+            version = f", glibc {model.glibc}" if model.glibc else ""
+            return replace(model, source=f"real loader ({loader} --list-diagnostics{version})")
         except (OSError, subprocess.SubprocessError, InputError):
             pass  # older glibc or a foreign loader: ask the CPU instead
     return host_model_from_py_cpuinfo(arch)

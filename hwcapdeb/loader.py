@@ -444,11 +444,12 @@ def resolve(
     ``$LIB`` to the multiarch library directory.  ``cpu`` should already carry
     any tunables (:func:`hwcapdeb.cpu.apply_tunables`).  Nothing is read from
     the environment.  ``glibc`` names the loader's release when it matters
-    (glibc-hwcaps names newer than it are not searched); None: all known names.
+    (glibc-hwcaps names newer than it are not searched); None: the CPU
+    model's own (known when it came from a real loader), else all names.
     """
     prepend = split_list(hwcaps_prepend) or []
     mask = split_list(hwcaps_mask)
-    search = _Search(soname, cpu, hwcaps_names(cpu, prepend, mask, glibc))
+    search = _Search(soname, cpu, hwcaps_names(cpu, prepend, mask, glibc or cpu.glibc))
     if "/" in soname:  # dlopen("dir/libfoo.so.1") and DT_NEEDED with a slash: no search at all
         found = search.take(Path(soname), None, "a name with '/' is opened as is, without search")
         return found or search.done(None, None, f"{soname}: cannot open shared object file")

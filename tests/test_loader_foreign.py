@@ -142,3 +142,25 @@ def test_host_on_a_foreign_arch_is_an_error() -> None:
 
     with pytest.raises(UsageError, match="not ppc64el"):
         cpu_model("host", "ppc64el")
+
+
+@pytest.mark.parametrize("arch", [a for a in ARCHES if a.values[0] == "s390x"])
+def test_real_loader_release_limits_hwcaps_names(tmp_path: Path, arch: str) -> None:
+    """A model taken from the real loader knows its glibc: z17 (2.42) is not searched by 2.36."""
+    seen = parse_diagnostics(diagnostics(arch, "qemu"), "qemu", arch)
+    assert seen.glibc
+    real_names = set(re_subdirs(diagnostics(arch, "qemu")))
+    res = resolve("libfoo.so.1", seen, library_path=[tmp_path], system=False)
+    unknown = [s for s in res.trace
+               if Path(s.path).parent.name.startswith("z")
+               and Path(s.path).parent.name not in real_names]
+    assert unknown, "this glibc knows every z level: nothing to check"
+    for step in unknown:
+        assert step.verdict == "not-searched" and "has no such directory" in step.reason
+
+
+def re_subdirs(text: str) -> list[str]:
+    import re
+
+    m = re.search(r'^dl_hwcaps_subdirs="([^"]*)"$', text, re.M)
+    return m.group(1).split(":") if m else []
