@@ -344,3 +344,14 @@ def test_split_layout_variant_packages(tmp_path: Path) -> None:
     assert all(c.agrees is not False for c in report.matrix)
     alone = verify_paths(debs[:1], cpus=FAST_CPUS, probe=False)
     assert tags(alone) == {"variant-without-baseline"}
+
+
+def test_cli_matrix_and_bad_cpu(clean_deb: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["verify", "--matrix", "--cpu", "nehalem", "--cpu", "host:glibc.cpu.hwcaps=-AVX2",
+                 str(clean_deb)]) == 0
+    out = capsys.readouterr().out
+    assert "dispatch matrix" in out and "x86-64-v2" in out and "ld.so agrees" in out
+    assert "(variants add)" in out
+    assert main(["verify", "--cpu", "no-such-cpu", str(clean_deb)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hwcapdeb: error: unknown CPU") and err.count("\n") == 1
