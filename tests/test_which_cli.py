@@ -143,3 +143,22 @@ def test_cpus_other_arches(capsys: pytest.CaptureFixture[str]) -> None:
     assert by_name["power8"]["missing_for_next"] == ["ARCH_3_00", "IEEE128"]
     code, out, err = run(capsys, "which", "libfoo.so.1", "--arch", "s390x", "--cpu", "z18")
     assert code == 2 and err.count("\n") == 1 and "did you mean" in err
+
+
+@pytest.mark.skipif(not os.path.exists("/lib64/ld-linux-x86-64.so.2"), reason="amd64 only")
+def test_which_agrees_for_every_level_mask(capsys: pytest.CaptureFixture[str], lib: Path) -> None:
+    """The CLI itself, for one mask per maskable feature of every level (from the level lists)."""
+    from hwcapdeb.cpu import feature_table
+    from hwcapdeb.profiles import architecture
+
+    maskable = feature_table().maskable
+    masks = [f"glibc.cpu.hwcaps=-{f}" for lv in architecture("amd64").all_levels
+             for f in lv.adds if f in maskable]
+    levels = set()
+    for mask in masks:
+        code, out, err = run(capsys, "which", SONAME, "--library-path", str(lib), "--json",
+                             "--glibc-tunables", mask)
+        doc = json.loads(out)
+        assert code == 0 and doc["real_loader"]["agrees"] is True, (mask, doc, err)
+        levels.add(doc["level"])
+    assert "baseline" in levels and len(levels) >= 2  # the masks really move the choice
