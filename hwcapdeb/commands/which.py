@@ -13,7 +13,7 @@ import click
 
 from hwcapdeb.cpu import HOST, apply_tunables, cpu_model, host_arch, hwcaps_tunable
 from hwcapdeb.errors import MissingToolError
-from hwcapdeb.loader import NOT_SEARCHED, Resolution, resolve, split_list
+from hwcapdeb.loader import Resolution, resolve, split_list
 from hwcapdeb.output import emit_json
 from hwcapdeb.probe import ProbeResult, cross_sysroot, probe
 from hwcapdeb.profiles import architecture
@@ -114,18 +114,16 @@ def command(
         if verbose:
             click.echo(f"cpu: {cpu.name} ({cpu.source})")
             for step in res.trace:
-                if step.verdict != NOT_SEARCHED or verbose:
-                    click.echo(f"  {step.verdict:12} {step.path}: {step.reason}")
+                click.echo(f"  {step.verdict:12} {step.path}: {step.reason}")
         if res.path is not None:
-            level = res.level.name if res.level else "prepended"
+            level = res.level.name if res.level else "prepended directory"
             click.echo(f"{soname} => {res.path} ({level})")
         else:
             click.echo(f"{soname}: not loaded: {res.error}")
         if real is not None and disagreement is None:
             where = f" ({architecture(arch_name).qemu} -cpu {qemu})" if qemu else ""
             click.echo(f"real loader{where}: agrees")
-    if disagreement is not None:
-        assert real is not None
+    if disagreement is not None and real is not None:
         click.echo(f"hwcapdeb: warning: real loader disagrees: {disagreement} "
                    f"(ran: {real.command})", err=True)
         ctx.exit(1)
