@@ -217,9 +217,10 @@ class _Collector:
                 rel_sub = sub.relative_to(tree.root).as_posix()
                 level = known.get(sub.name)
                 if level is None:
+                    names = ", ".join(lv.name for lv in self.arch.search_order)
                     self.add("warning", "unknown-hwcaps-directory", tree.name, rel_sub,
-                             f"glibc on {self.arch.arch} searches only "
-                             f"{', '.join(lv.name for lv in self.arch.search_order)}")
+                             f"glibc on {self.arch.arch} searches only {names}" if names else
+                             f"glibc has no glibc-hwcaps subdirectories on {self.arch.arch}")
                     continue
                 for file in _real_files(sub):
                     build = self._build(tree, level, file)
@@ -593,17 +594,32 @@ def _debug_roots(trees: Sequence[PackageTree], extra: Sequence[Path]) -> list[Pa
     return [*debug, *(t.root for t in trees if not t.is_debug), *extra]
 
 
+def _packages_arch(trees: Sequence[PackageTree]) -> str:
+    found = {t.architecture for t in trees if t.architecture and t.architecture != "all"}
+    if len(found) > 1:
+        raise InputError(f"packages of several architectures: {', '.join(sorted(found))}",
+                         hint="verify one architecture at a time, or pass --arch")
+    return found.pop() if found else "amd64"
+
+
 def verify_trees(
     trees: Sequence[PackageTree],
     *,
     cpus: Sequence[str] | None = None,
-    arch_name: str = "amd64",
+    arch_name: str | None = None,
     debug_roots: Sequence[Path] = (),
     probe: bool = True,
 ) -> Report:
-    """Check every library with variants in the (already unpacked) ``trees``."""
+    """Check every library with variants in the (already unpacked) ``trees``.
+
+    ``arch_name`` defaults to the packages' Architecture field (amd64 if none says).
+    The instruction audit and the dispatch matrix need x86 (iced-x86 decodes x86,
+    and CPU models exist for x86 only); other architectures get the layout, ABI and
+    marker checks.
+    """
+    arch_name = arch_name or _packages_arch(trees)
     arch = architecture(arch_name)
-    arch.require_hwcaps()
+    x86 = arch.marker == "x86-isa-1-needed"
     collector = _Collector(arch, [t for t in trees if not t.is_debug])
     for tree in trees:
         if not tree.is_debug:
@@ -616,8 +632,9 @@ def verify_trees(
     for lib in libraries:
         for build in lib.builds:
             try:
-                debug = debug_file_for(build.facts.build_id, roots)
-                build.audit = audit(build.file, arch_name=arch_name, debug_file=debug)
+                if x86 and build.facts.machine == "EM_X86_64":
+                    debug = debug_file_for(build.facts.build_id, roots)
+                    build.audit = audit(build.file, arch_name=arch_name, debug_file=debug)
             except HwcapdebError as err:
                 add("error", "unreadable-file", build.package, build.relpath, err.message)
             sizes.append(SizeRow(build.package, lib.soname, build.level.name, build.size))
@@ -636,7 +653,10 @@ def verify_trees(
             check_marker(arch, var, add)
             check_isa_leak(var, add, arch_name)
         check_adds_nothing(lib, arch, add)
-    cells, cpu_names = dispatch_matrix(trees, libraries, arch, cpus=cpus, ask_loader=probe)
+    cells: list[Cell] = []
+    cpu_names: list[str] = []
+    if x86:
+        cells, cpu_names = dispatch_matrix(trees, libraries, arch, cpus=cpus, ask_loader=probe)
     # a file already flagged (leak, marker) is not flagged again per CPU
     flagged = {(f.package, f.path) for f in collector.findings if f.severity == "error"}
     for cell in cells:
@@ -659,7 +679,7 @@ def verify_paths(
     paths: Sequence[Path | str],
     *,
     cpus: Sequence[str] | None = None,
-    arch_name: str = "amd64",
+    arch_name: str | None = None,
     debug_roots: Sequence[Path] = (),
     probe: bool = True,
     scratch: Path | None = None,

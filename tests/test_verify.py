@@ -355,3 +355,14 @@ def test_cli_matrix_and_bad_cpu(clean_deb: Path, capsys: pytest.CaptureFixture[s
     assert main(["verify", "--cpu", "no-such-cpu", str(clean_deb)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("hwcapdeb: error: unknown CPU") and err.count("\n") == 1
+
+
+def test_architecture_from_the_control_file(tmp_path: Path) -> None:
+    make_deb(tmp_path)
+    staging = tmp_path / "libhwtest1-staging"
+    control = staging / "DEBIAN/control"
+    control.write_text(control.read_text().replace("amd64", "arm64"))
+    report = verify_paths([staging], probe=False)
+    assert report.arch == "arm64" and report.matrix == []
+    assert tags(report, "warning") == {"unknown-hwcaps-directory"} and report.exit_code == 0
+    assert "no glibc-hwcaps subdirectories on arm64" in report.findings[0].message

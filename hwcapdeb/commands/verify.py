@@ -54,21 +54,24 @@ def _size_table(report: Report) -> Table:
 @click.option("--cpu", "cpus", multiple=True, metavar="CPU",
               help="Matrix row: archspec name (haswell), 'host', 'host:glibc.cpu.hwcaps=-AVX2' "
                    "or a saved /proc/cpuinfo; repeatable (default: x86_64 to zen4 and the host).")
+@click.option("--arch", "arch_name", metavar="ARCH",
+              help="Debian architecture (default: the packages' Architecture field).")
 @click.option("--debug-root", "debug_roots", multiple=True, type=click.Path(path_type=Path),
               help="Root with usr/lib/debug/.build-id (e.g. / for installed -dbgsym packages).")
 @click.option("--matrix", "show_matrix", is_flag=True,
               help="Also print the dispatch matrix and the size report.")
 @click.option("--no-probe", is_flag=True, help="Do not ask the real loader for the host rows.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def command(paths: tuple[Path, ...], cpus: tuple[str, ...], debug_roots: tuple[Path, ...],
+def command(paths: tuple[Path, ...], cpus: tuple[str, ...], arch_name: str | None,
+            debug_roots: tuple[Path, ...],
             show_matrix: bool, no_probe: bool, as_json: bool) -> None:
     """Check .deb files, a .changes file or unpacked trees that ship glibc-hwcaps variants.
 
     Prints lintian-style findings (E: error, W: warning); exit status 1 if any
     error was found, 2 if the check could not run, 0 (silently) otherwise.
     """
-    report = verify_paths(list(paths), cpus=list(cpus) or None, debug_roots=list(debug_roots),
-                          probe=not no_probe)
+    report = verify_paths(list(paths), cpus=list(cpus) or None, arch_name=arch_name,
+                          debug_roots=list(debug_roots), probe=not no_probe)
     if as_json:
         emit_json(report.to_json())
     else:
