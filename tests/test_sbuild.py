@@ -382,3 +382,18 @@ def test_snippet_carries_campaign_options(
     options.unlink()
     assert [f.tag for f in check_rc(values, settings)] == ["package-options-missing"]
     assert main(["sbuild-config", "--variant-env", "X=1"]) == 2
+
+
+def test_build_with_sbuild_missing_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A PATH with dpkg's tools but no sbuild: the real CLI, failing before any build.
+    monkeypatch.setenv(
+        "PATH", tool_dir(tmp_path, "dpkg-architecture", "dpkg", "dpkg-source", "gcc")
+    )
+    argv = ["build", str(EXAMPLE), "--profile", "x86-64-v3", "--builder", "sbuild"]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "hwcapdeb: error: 'sbuild' was not found on PATH; install it with 'apt-get install sbuild'"
+    )
