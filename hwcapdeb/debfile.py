@@ -64,7 +64,7 @@ def unpack_deb(path: Path, dest: Path) -> PackageTree:
         deb = DebFile(str(path))
         try:
             control = deb.debcontrol()
-            tree = dest / f"{control.get('Package', path.stem)}_{abs(hash(path)) % 10**8}"
+            tree = dest.resolve() / f"{control.get('Package', path.stem)}_{abs(hash(path)) % 10**8}"
             tree.mkdir(parents=True, exist_ok=True)
             _safe_extract(deb.data.tgz(), tree, path)
         finally:
@@ -131,7 +131,9 @@ def directory_tree(path: Path) -> PackageTree:
             raise InputError(f"cannot read {control_file}: {err}") from None
         name = control.get("Package", name)
         version, arch = control.get("Version"), control.get("Architecture")
-    return PackageTree(name=name, root=path, origin=path, version=version, architecture=arch)
+    # resolved: the checks compare it with resolved link targets
+    return PackageTree(name=name, root=path.resolve(), origin=path, version=version,
+                       architecture=arch)
 
 
 def open_inputs(paths: Iterable[Path], scratch: Path) -> list[PackageTree]:

@@ -233,9 +233,10 @@ def test_changes_file_lists_the_debs(tmp_path: Path) -> None:
     assert main(["verify", "--no-probe", "--cpu", "x86_64", str(changes)]) == 1
 
 
-def test_staging_directory_with_control(tmp_path: Path) -> None:
+def test_staging_directory_with_control(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_deb(tmp_path, soname_links=False)
-    staging = tmp_path / "libhwtest1-staging"
+    monkeypatch.chdir(tmp_path)  # a relative path, as in 'hwcapdeb verify debian/libfoo1'
+    staging = Path("libhwtest1-staging")
     report = verify_paths([staging], cpus=FAST_CPUS, probe=False)
     assert tags(report) == {"missing-soname-link"}
     assert {f.package for f in report.findings} == {"libhwtest1"}
