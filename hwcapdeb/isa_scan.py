@@ -269,8 +269,10 @@ class IsaAudit:
     unconditional: set[int]
     #: DW_AT_producer strings of compile units, when debug info was at hand
     producers: tuple[str, ...] = ()
-    #: (low, high, rank its flags allow, flags) per compile unit: the exact evidence
+    #: (low, high, rank its flags allow, flags) per compiled (not assembled) unit
     unit_ranks: tuple[tuple[int, int, int, str], ...] = ()
+    #: the lowest rank over the compiled units: the object's global build flags
+    build_rank: int | None = None
 
     @property
     def features(self) -> frozenset[str]:
@@ -317,13 +319,16 @@ class IsaAudit:
     def _judge(self, fn: FunctionAudit, rank: int) -> tuple[bool, str]:
         if fn.dispatch_reason:
             return True, fn.dispatch_reason
-        for low, high, unit_rank, flags in self.unit_ranks:
-            # the compile unit was built to assume the ISA: code its flags explain cannot be
-            # dispatched; code above even its flags came from intrinsics or target attributes
-            if low <= fn.start < high and unit_rank > rank and any(
-                rank < _code_info(c, self.arch).rank <= unit_rank for _, c in fn.hits
-            ):
-                return False, f"its compile unit was built with {flags} (DW_AT_producer)"
+        # DWARF: when *every* compiled unit assumed more than the level (the global flags:
+        # "baseline built with -march=native"), code those flags explain cannot be dispatched;
+        # code above even the flags came from intrinsics or target attributes.  Some units
+        # above the level is the per-file dispatch pattern (-mavx2 for foo_avx2.c): heuristic.
+        if self.build_rank is not None and self.build_rank > rank:
+            for low, high, unit_rank, flags in self.unit_ranks:
+                if low <= fn.start < high and any(
+                    rank < _code_info(c, self.arch).rank <= unit_rank for _, c in fn.hits
+                ):
+                    return False, f"its compile unit was built with {flags} (DW_AT_producer)"
         if not self.dispatch_evidence:
             return False, "nothing in this object detects the CPU (no cpuid, IFUNC or __cpu_model)"
         in_entry = [
@@ -539,11 +544,16 @@ def audit(path: Path, *, arch_name: str = "amd64", debug_file: Path | None = Non
     producers = tuple(sorted({cu.producer for cu in facts.compile_units}))
     unit_ranks: list[tuple[int, int, int, str]] = []
     for cu in facts.compile_units:
+        if cu.producer.startswith("GNU AS") or not cu.ranges:
+            continue  # assembler units record no -march; they follow their own dispatch
         flags = producer_isa_flags(cu.producer)
         unit_rank = flags_rank(flags, arch_name)
+        if unit_rank < 0:
+            continue  # flags this compiler does not know: no evidence either way
         march = [f for f in flags if f.startswith("-march=")]
         shown = " ".join(march or list(flags[:4]))
         unit_ranks.extend((lo, hi, unit_rank, shown) for lo, hi in cu.ranges)
+    build_rank = min((r for _, _, r, _ in unit_ranks), default=None)
     return IsaAudit(
         path=path,
         arch=arch_name,
@@ -554,6 +564,7 @@ def audit(path: Path, *, arch_name: str = "amd64", debug_file: Path | None = Non
         unconditional=unconditional,
         producers=producers,
         unit_ranks=tuple(unit_ranks),
+        build_rank=build_rank,
     )
 
 

@@ -63,6 +63,33 @@ def test_dwarf_producer_is_exact_evidence(tmp_path: Path) -> None:
     assert "-march=x86-64-v3" in leaks[0].reason
 
 
+def test_per_file_flags_are_the_dispatch_pattern(tmp_path: Path) -> None:
+    """One unit built with -mavx2 and reached through a pointer: dispatched, even with -g."""
+    (tmp_path / "fast.c").write_text(
+        "int fast_sum(const int *a, int n) { int s = 0;"
+        " for (int i = 0; i < n; i++) s += a[i] * a[i]; return s; }\n")
+    (tmp_path / "api.c").write_text(
+        "int fast_sum(const int *a, int n);\n"
+        "static int plain_sum(const int *a, int n) { int s = 0;"
+        " for (int i = 0; i < n; i++) s += a[i]; return s; }\n"
+        "static int (*impl)(const int *, int);\n"
+        "int hw_sum(const int *a, int n) { if (!impl) impl = __builtin_cpu_supports(\"avx2\")"
+        " ? fast_sum : plain_sum; return impl(a, n); }\n")
+    objects = []
+    for name, flags in (("fast", ["-mavx2"]), ("api", [])):
+        obj = tmp_path / f"{name}.o"
+        subprocess.run(["gcc", "-O3", "-g", "-fPIC", "-c", *flags, str(tmp_path / f"{name}.c"),
+                        "-o", str(obj)], check=True)
+        objects.append(str(obj))
+    lib = tmp_path / "libsplit.so"
+    subprocess.run(["gcc", "-shared", "-o", str(lib), *objects], check=True)
+    result = audit(lib)
+    assert result.build_rank == 0  # the global flags are baseline
+    judged = result.findings(0)
+    assert any(f.function == "fast_sum" for f in judged)
+    assert result.leaks(0) == []
+
+
 def test_separate_debug_file_found_by_build_id(tmp_path: Path) -> None:
     lib = compile_library(tmp_path / "s.so", cflags=["-march=x86-64-v3", "-g"],
                           extra_source=CPUID_FN)
