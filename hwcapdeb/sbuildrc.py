@@ -121,9 +121,13 @@ def apply_hook() -> list[str]:
     return ["/bin/sh", APPLY_SCRIPT, "%SBUILD_PKGBUILD_DIR"]
 
 
+def perl_string(text: str) -> str:
+    """A single-quoted Perl string literal of ``text``."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def _perl_list(argv: Sequence[str]) -> str:
-    quoted = ", ".join("'" + a.replace("\\", "\\\\").replace("'", "\\'") + "'" for a in argv)
-    return f"[{quoted}]"
+    return "[" + ", ".join(perl_string(a) for a in argv) + "]"
 
 
 def render(settings: SbuildSettings) -> str:
@@ -204,6 +208,11 @@ def _commands(rc: dict[str, object], stage: str) -> list[list[str]]:
             except ValueError:
                 commands.append(entry.split())
     return commands
+
+
+def has_verify_hook(rc: dict[str, object]) -> bool:
+    """Does ``rc`` already run ``hwcapdeb verify`` after each build?"""
+    return any(_is_hwcapdeb(a, ["verify"]) for a in _commands(rc, "post-build-commands"))
 
 
 def _is_hwcapdeb(argv: list[str], subcommand: Sequence[str]) -> bool:

@@ -397,3 +397,45 @@ def test_build_with_sbuild_missing_is_one_line(
     assert err == (
         "hwcapdeb: error: 'sbuild' was not found on PATH; install it with 'apt-get install sbuild'"
     )
+
+
+@needs_perl
+def test_user_verify_hook_is_not_added_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hwcapdeb.build import BuildRequest
+    from hwcapdeb.build.sbuild import configured_verify_hook
+
+    home = tmp_path / "home"
+    home.mkdir()
+    assert not configured_verify_hook({"HOME": str(home)})
+    (home / ".sbuildrc").write_text(render(SbuildSettings()))
+    assert configured_verify_hook({"HOME": str(home)})
+    request = BuildRequest(source=tmp_path, out_dir=tmp_path / "out")
+    pre = Preflight(dist="bookworm", arch="amd64", mirror=None)
+    monkeypatch.setenv("HOME", str(home))
+    argv = SbuildBuilder().argv(tmp_path / "x.dsc", request, pre)
+    assert not any(a.startswith("--post-build-commands") for a in argv)
+
+
+@needs_perl
+def test_hwcapdeb_environment_reaches_sbuild_config(tmp_path: Path) -> None:
+    from hwcapdeb.build.sbuild import _build_environment_rc
+
+    user = tmp_path / "user.rc"
+    user.write_text("$build_environment = { 'KEEP' => 'me' };\n$chroot_mode = 'unshare';\n1;\n")
+    rc = tmp_path / "rc"
+    rc.write_text(_build_environment_rc({"HWCAPDEB_VARIANT_TESTS": "it's"}, str(user)))
+    printed = subprocess.run(
+        [
+            "perl",
+            "-e",
+            'do $ARGV[0]; print join(",", map { "$_=$build_environment->{$_}" } '
+            'sort keys %$build_environment), ";$chroot_mode"',
+            str(rc),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert printed == "HWCAPDEB_VARIANT_TESTS=it's,KEEP=me;unshare"

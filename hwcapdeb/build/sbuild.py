@@ -30,8 +30,8 @@ from debian.deb822 import Changes, Dsc
 
 from hwcapdeb.build import BuildRequest, BuildResult
 from hwcapdeb.build.dpkg import BuildFailed, build_options, host_arch, source_identity, stream
-from hwcapdeb.errors import BuildError, InputError, MissingToolError
-from hwcapdeb.sbuildrc import SbuildSettings, verify_hook
+from hwcapdeb.errors import BuildError, HwcapdebError, InputError, MissingToolError
+from hwcapdeb.sbuildrc import SbuildSettings, has_verify_hook, perl_string, read_rc, verify_hook
 from hwcapdeb.tools import TOOL_PACKAGES, find_tool, run
 
 #: sbuild's own place for unshare-mode chroot tarballs (sbuild(1), --chroot-mode=unshare)
@@ -297,7 +297,7 @@ class SbuildBuilder:
         if not _has_option(args, "--run-lintian", "--no-run-lintian"):
             argv.append("--no-run-lintian")  # lintian is a separate step; keeps the run short
         argv.append(f"--build-dir={request.out_dir}")
-        if self.verify:
+        if self.verify and not configured_verify_hook(os.environ):
             argv += [
                 "--log-external-command-output",
                 "--log-external-command-error",
@@ -367,6 +367,22 @@ class SbuildBuilder:
         return BuildResult(changes=changes, debs=debs, log=log)
 
 
+def configured_verify_hook(env: Mapping[str, str]) -> bool:
+    """Do the user's sbuild config files already verify (then we do not add it twice)?"""
+    files = [Path(env.get("HOME", "~")).expanduser() / ".sbuildrc"]
+    if env.get("SBUILD_CONFIG"):
+        files.append(Path(env["SBUILD_CONFIG"]))
+    for file in files:
+        if not file.is_file() or shutil.which("perl") is None:
+            continue
+        try:
+            if has_verify_hook(read_rc(file)):
+                return True
+        except HwcapdebError:
+            continue  # sbuild itself will report a broken config
+    return False
+
+
 def _shell_quote(word: str) -> str:
     # %SBUILD_* escapes hold no shell metacharacters, so quote() leaves them bare
     # for sbuild's substitution.
@@ -376,8 +392,8 @@ def _shell_quote(word: str) -> str:
 def _build_environment_rc(extra: Mapping[str, str], user_config: str | None) -> str:
     lines = []
     if user_config:  # SBUILD_CONFIG is one file: keep the user's by reading it first
-        lines.append(f"do '{user_config}';")
-    pairs = ", ".join(f"'{k}' => '{v}'" for k, v in sorted(extra.items()))
+        lines.append(f"do {perl_string(user_config)};")
+    pairs = ", ".join(f"{perl_string(k)} => {perl_string(v)}" for k, v in sorted(extra.items()))
     lines.append(f"$build_environment = {{ %{{ $build_environment // {{}} }}, {pairs} }};")
     lines.append("1;")
     return "\n".join(lines) + "\n"
