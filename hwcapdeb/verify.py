@@ -222,6 +222,11 @@ class _Collector:
                              f"glibc on {self.arch.arch} searches only {names}" if names else
                              f"glibc has no glibc-hwcaps subdirectories on {self.arch.arch}")
                     continue
+                for junk in sorted(p for p in sub.iterdir()
+                                   if p.is_file() and not p.is_symlink() and not is_elf(p)):
+                    self.add("error", "unreadable-file", tree.name,
+                             junk.relative_to(tree.root).as_posix(),
+                             "not an ELF file: nothing but libraries belongs in glibc-hwcaps")
                 for file in _real_files(sub):
                     build = self._build(tree, level, file)
                     if build is None:
