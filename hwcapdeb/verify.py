@@ -224,7 +224,9 @@ class _Collector:
                     continue
                 for junk in sorted(p for p in sub.iterdir()
                                    if p.is_file() and not p.is_symlink() and not is_elf(p)):
-                    self.add("error", "unreadable-file", tree.name,
+                    # named like a library, the loader would try it and fail; else harmless
+                    library_like = ".so" in junk.name
+                    self.add("error" if library_like else "warning", "unreadable-file", tree.name,
                              junk.relative_to(tree.root).as_posix(),
                              "not an ELF file: nothing but libraries belongs in glibc-hwcaps")
                 for file in _real_files(sub):

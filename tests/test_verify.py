@@ -273,10 +273,12 @@ def test_truncated_variant_is_a_finding(tmp_path: Path) -> None:
 def test_non_elf_file_in_a_level_directory(tmp_path: Path) -> None:
     def junk(libdir: Path) -> None:
         (libdir / "glibc-hwcaps/x86-64-v2/README").write_text("not a library\n")
+        (libdir / "glibc-hwcaps/x86-64-v3/libhwtest.so.1.0.0").write_text("INPUT(-lfoo)\n")
 
     report = verify_paths([make_deb(tmp_path, tweak=junk)], cpus=FAST_CPUS, probe=False)
-    assert tags(report) == {"unreadable-file"}
-    assert report.errors[0].path.endswith("glibc-hwcaps/x86-64-v2/README")
+    assert tags(report) == {"unreadable-file"} == tags(report, "warning")
+    assert [f.path.split("/")[-2:] for f in report.findings] == [
+        ["x86-64-v3", "libhwtest.so.1.0.0"], ["x86-64-v2", "README"]]
 
 
 def test_unknown_level_directory_is_a_warning(tmp_path: Path) -> None:
