@@ -50,7 +50,8 @@ def _size_table(report: Report) -> Table:
 
 
 @click.command("verify")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...",
+                type=click.Path(path_type=Path))
 @click.option("--cpu", "cpus", multiple=True, metavar="CPU",
               help="Matrix row: archspec name (haswell), 'host', 'host:glibc.cpu.hwcaps=-AVX2' "
                    "or a saved /proc/cpuinfo; repeatable (default: x86_64 to zen4 and the host).")
