@@ -5,7 +5,8 @@
 a scratch directory; ``.changes`` files with :class:`debian.deb822.Changes`,
 whose ``Files`` field lists the binary packages beside it.  A directory is taken
 as one package's staging tree (``debian/libfoo1``, with ``DEBIAN/control`` if
-dh_builddeb prepared it) or as an unpacked root.
+dh_builddeb prepared it), as an unpacked root, or, when it holds only built
+files, as a build's output directory (its .changes files, else its packages).
 """
 
 from __future__ import annotations
@@ -136,11 +137,24 @@ def directory_tree(path: Path) -> PackageTree:
                        architecture=arch)
 
 
+def _is_output_dir(path: Path) -> bool:
+    """Packages or .changes files, and nothing that looks like an unpacked tree."""
+    if any((path / d).is_dir() for d in ("DEBIAN", "usr", "lib", "lib64", "opt")):
+        return False
+    return any(p.suffix in (".changes", *PACKAGE_SUFFIXES) for p in path.iterdir())
+
+
 def open_inputs(paths: Iterable[Path], scratch: Path) -> list[PackageTree]:
     """Every package the user named, unpacked (debs) or as is (directories)."""
     trees: list[PackageTree] = []
     for path in paths:
-        if path.is_dir():
+        if path.is_dir() and _is_output_dir(path):
+            # a build's output directory (hwcapdeb build --out, sbuild's): its uploads
+            changes = sorted(p for p in path.glob("*.changes")
+                             if not p.name.endswith("_source.changes"))
+            debs = changes or sorted(p for p in path.iterdir() if p.suffix in PACKAGE_SUFFIXES)
+            trees.extend(open_inputs(debs, scratch))
+        elif path.is_dir():
             trees.append(directory_tree(path))
         elif path.suffix == ".changes":
             trees.extend(unpack_deb(p, scratch) for p in changes_packages(path))

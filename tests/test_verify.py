@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -231,6 +232,11 @@ def test_changes_file_lists_the_debs(tmp_path: Path) -> None:
     assert {lib.package for lib in report.libraries} == {"libhwtest1", "libhwother1"}
     assert {(f.package, f.tag) for f in report.errors} == {("libhwother1", "isa-leak")}
     assert main(["verify", "--no-probe", "--cpu", "x86_64", str(changes)]) == 1
+    # the output directory itself: its .changes
+    for staging in tmp_path.glob("*-staging"):
+        shutil.rmtree(staging)
+    report = verify_paths([tmp_path], cpus=FAST_CPUS, probe=False)
+    assert {(f.package, f.tag) for f in report.errors} == {("libhwother1", "isa-leak")}
 
 
 def test_staging_directory_with_control(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
