@@ -51,19 +51,21 @@ from iced_x86 import Code, CpuidFeature, Decoder, FlowControl, Instruction, Mnem
 from hwcapdeb.elf import CodeFacts, read_code
 from hwcapdeb.profiles import Architecture, architecture
 
+
+def _int_constants(namespace: object, lower: bool = False) -> dict[int, str]:
+    """value -> name of an iced-x86 enum-like module (CpuidFeature, Code, Mnemonic)."""
+    result = {}
+    for name in dir(namespace):
+        value = getattr(namespace, name)
+        if not name.startswith("_") and isinstance(value, int):
+            result[value] = name.lower() if lower else name
+    return result
+
+
 #: CpuidFeature value -> name ("AVX2")
-FEATURE_NAMES: dict[int, str] = {
-    getattr(CpuidFeature, n): n for n in dir(CpuidFeature) if n.isupper() or n[0].isupper()
-    if isinstance(getattr(CpuidFeature, n), int)
-}
-_CODE_NAMES: dict[int, str] = {
-    getattr(Code, n): n for n in dir(Code) if not n.startswith("_")
-    if isinstance(getattr(Code, n), int)
-}
-_MNEMONIC_NAMES: dict[int, str] = {
-    getattr(Mnemonic, n): n.lower() for n in dir(Mnemonic) if not n.startswith("_")
-    if isinstance(getattr(Mnemonic, n), int)
-}
+FEATURE_NAMES = _int_constants(CpuidFeature)
+_CODE_NAMES = _int_constants(Code)
+_MNEMONIC_NAMES = _int_constants(Mnemonic, lower=True)
 
 #: Features every x86-64 CPU has (the psABI baseline plus what x86-64 implies).
 BASELINE_FEATURES = frozenset({
@@ -591,7 +593,3 @@ def _resolver_targets(
                     if target in start_set:
                         result.setdefault(target, names.get(resolver, f"0x{resolver:x}"))
     return result
-
-
-def audit_many(paths: Iterable[Path], arch_name: str = "amd64") -> list[IsaAudit]:
-    return [audit(p, arch_name=arch_name) for p in paths]
