@@ -89,8 +89,16 @@ def build(pkg: Package, work: Path) -> Path:
     if found:
         return found[-1]
     out.mkdir(parents=True, exist_ok=True)
-    sh([sys.executable, "-m", "hwcapdeb.cli", "build", str(pkg.source(work)),
-        "--profile", PROFILES, "--out", str(out)])
+    failed = out / "build-failed"  # remembered: a failing build is not retried every run
+    argv = [sys.executable, "-m", "hwcapdeb.cli", "build", str(pkg.source(work)),
+            "--profile", PROFILES, "--out", str(out)]
+    if failed.exists():
+        raise subprocess.CalledProcessError(2, argv)
+    try:
+        sh(argv)
+    except subprocess.CalledProcessError:
+        failed.touch()
+        raise
     return sorted(out.glob("*.changes"))[-1]
 
 
@@ -122,6 +130,8 @@ def direct_tree(pkg: Package, work: Path) -> Path:
         dest = root / LIBDIR if level == "baseline" else root / LIBDIR / "glibc-hwcaps" / level
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copy2(copy / realname, dest / realname)
+        # as dh_strip would: the added size is what the package would ship
+        sh(["strip", "--strip-unneeded", str(dest / realname)])
         (dest / soname).unlink(missing_ok=True)
         (dest / soname).symlink_to(realname)
         shutil.rmtree(copy)

@@ -294,3 +294,13 @@ def test_score_from_the_programs_own_output(
                  "usr/bin/hwprog", "5"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "matched nothing" in err
+
+
+def test_variant_without_soname_link_is_not_a_variant(tmp_path: Path) -> None:
+    """The loader opens glibc-hwcaps/LEVEL/SONAME only: a lone libfoo.so.1.0.0 is never used."""
+    root = tmp_path / "root"
+    install_variant_tree(root / LIBDIR, levels=("x86-64-v3",), soname_links=False)
+    from hwcapdeb.errors import InputError
+
+    with pytest.raises(InputError, match="no glibc-hwcaps variant"):
+        run_bench([root], ["/bin/true"], FAST)
