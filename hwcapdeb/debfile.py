@@ -108,6 +108,8 @@ def changes_packages(path: Path) -> list[Path]:
         name = entry.get("name", "") if hasattr(entry, "get") else ""
         if not name.endswith(PACKAGE_SUFFIXES):
             continue
+        if "/" in name or name.startswith("."):
+            raise InputError(f"{path}: lists '{name}', which is not a plain file name")
         candidate = path.parent / name
         if not candidate.is_file():
             raise InputError(

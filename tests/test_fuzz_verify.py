@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hwcapdeb.debfile import PackageTree, unpack_deb
+from hwcapdeb.debfile import PackageTree, changes_packages, unpack_deb
 from hwcapdeb.elf import read_code, read_elf
 from hwcapdeb.errors import HwcapdebError
 from hwcapdeb.isa_scan import audit
@@ -110,3 +110,15 @@ def test_deb_reader_never_crashes(
         assert "\n" not in str(err)
         return
     assert tree.root.is_dir() and os.path.commonpath([tree.root, out]) == str(out)
+
+
+@FUZZ
+@given(text=st.text(max_size=400), files=st.lists(st.text(max_size=40), max_size=4))
+def test_changes_reader_never_crashes(tmp_path: Path, text: str, files: list[str]) -> None:
+    changes = tmp_path / "x_1_amd64.changes"
+    body = "Files:\n" + "".join(f" {f}\n" for f in files) if files else ""
+    changes.write_text(text + "\n" + body, encoding="utf-8", errors="replace")
+    try:
+        changes_packages(changes)
+    except HwcapdebError as err:
+        assert "\n" not in str(err)
