@@ -254,3 +254,23 @@ def test_generated_scripts_are_posix_sh(src: Path, capsys: pytest.CaptureFixture
     assert "python" not in text  # build chroots have no python3
     for level in ("x86-64-v2", "x86-64-v3", "x86-64-v4"):
         assert f"{level}) echo '-march={level} -mneeded' ;;" in text
+
+
+def test_converted_tree_makes_a_source_package(
+    src: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """dpkg-source -b/-x carry the conversion (what sbuild builds from)."""
+    assert run(["convert", str(src), "-p", "x86-64-v3", "--layout", "split"], capsys)[0] == 0
+    subprocess.run(["dpkg-source", "-b", src.name], cwd=src.parent, check=True, capture_output=True)
+    (dsc,) = src.parent.glob("*.dsc")
+    out = tmp_path / "unpacked"
+    subprocess.run(["dpkg-source", "-x", dsc, out], check=True, capture_output=True)
+    want = {k: v for k, v in snapshot(src).items() if k.startswith("debian/")}
+    got = {k: v for k, v in snapshot(out).items() if k.startswith("debian/")}
+    assert {k: v[:2] for k, v in got.items()} == {k: v[:2] for k, v in want.items()}
+    assert got["debian/rules"][2] & 0o111  # still executable
+    assert main(["revert", str(out)]) == 0
+    original = {k: v for k, v in snapshot(EXAMPLE).items() if k.startswith("debian/")}
+    assert {k: v[:2] for k, v in snapshot(out).items() if k.startswith("debian/")} == {
+        k: v[:2] for k, v in original.items()
+    }

@@ -341,3 +341,30 @@ def test_variant_with_different_abi_fails_loudly(tmp_path: Path) -> None:
     assert "hwcapdeb: error: x86-64-v3:" in built.log
     assert "lacks symbols the baseline exports: vm_sse_only" in built.log
     assert not list(tmp_path.glob("abi/*.deb"))
+
+
+@pytest.mark.qemu
+@pytest.mark.skipif(not shutil.which("qemu-x86_64"), reason="needs qemu-user")
+def test_levels_this_cpu_lacks_use_qemu_or_are_skipped(tmp_path: Path) -> None:
+    """GLIBC_TUNABLES masks AVX2, so ld.so --help calls v3 and v4 unsupported."""
+    tree = copy_example(tmp_path, "masked")
+    convert(tree, "-p", ",".join(ALL_LEVELS))
+    masked = {"GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX2"}
+    built = build(tree, masked)
+    log = built.log
+    assert "hwcapdeb: x86-64-v2: tests ran natively" in log
+    assert "hwcapdeb: x86-64-v3: tests deferred: load check under qemu-x86_64 -cpu Haswell" in log
+    assert "hwcapdeb: x86-64-v3: load check passed under qemu-x86_64 -cpu Haswell" in log
+    assert (
+        "hwcapdeb: x86-64-v4: tests skipped: this CPU does not support x86-64-v4 "
+        "and qemu-user cannot emulate it" in log
+    )
+    v2_log = (tree / "debian/hwcapdeb/logs/x86-64-v2.log").read_text()
+    v3_log = (tree / "debian/hwcapdeb/logs/x86-64-v3.log").read_text()
+    assert "vecmath tests (library built for x86-64-v2): all passed" in v2_log
+    assert "vecmath tests" not in v3_log
+    # "all" refuses to skip: the build fails naming the level
+    subprocess.run(["fakeroot", "debian/rules", "clean"], cwd=tree, check=True, capture_output=True)
+    strict = build(tree, {**masked, "HWCAPDEB_VARIANT_TESTS": "all"}, check=False)
+    assert "x86-64-v4: cannot run the tests: this CPU does not support x86-64-v4" in strict.log
+    assert "dpkg-buildpackage: error" in strict.log
