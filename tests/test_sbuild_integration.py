@@ -46,6 +46,8 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "vecmath"
 DIST = "bookworm"
 PROFILES = "x86-64-v3,x86-64-v4"
+#: xxhash's knob: its x86 dispatcher may be compiled with AVX in the variants
+XXHASH_ENV = "DEB_CPPFLAGS_APPEND=-DXXH_X86DISPATCH_ALLOW_AVX"
 
 
 def _ensure_subids(user: str) -> None:
@@ -129,10 +131,10 @@ def test_example_builds_in_sbuild_and_the_hook_verifies_it(
 def test_xxhash_rebuilt_by_sbuild_alone_with_the_config_snippet(
     sbuild_ready: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # The campaign's per-package knob: xxhash's own runtime dispatcher refuses
-    # -mavx; its variants do not need it (a v3/v4 build is the dispatch).
+    # The campaign's per-package knob: xxhash's runtime dispatcher refuses to be
+    # compiled with -mavx unless told it may (convert area's finding).
     options = tmp_path / "packages"
-    options.write_text("Source: xxhash\nVariant-Make-Vars: DISPATCH=0\n")
+    options.write_text(f"Source: xxhash\nVariant-Env: {XXHASH_ENV}\n")
     argv = ["sbuild-config", "--profile", PROFILES, "--dist", DIST]
     assert main([*argv, "--package-options", str(options)]) == 0
     rc = tmp_path / "sbuildrc"
