@@ -180,11 +180,24 @@ def fetch_in_chroot(spec: str, exec_argv: Sequence[str], dest: Path) -> Path:
             hint="the chroot needs a deb-src line for its suite (see 'hwcapdeb sbuild-config')",
         )
     with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
-        tar.extractall(dest, filter="data")
+        _extract_plain_files(tar, dest)
     dscs = sorted(dest.glob(f"{name}_*.dsc"))
     if not dscs:
         raise ExternalCommandError(f"apt-get source {target} in the chroot gave no .dsc")
     return dscs[0]
+
+
+def _extract_plain_files(tar: tarfile.TarFile, dest: Path) -> None:
+    """Extract the regular files of ``tar`` (apt-get source output) under ``dest`` only."""
+    for member in tar.getmembers():
+        name = Path(member.name)
+        if not member.isfile() or name.is_absolute() or ".." in name.parts:
+            continue  # directories are recreated; nothing may land outside dest
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source = tar.extractfile(member)
+        if source is not None:
+            target.write_bytes(source.read())
 
 
 def unpack(dsc: Path, dest: Path) -> Path:

@@ -439,3 +439,25 @@ def test_hwcapdeb_environment_reaches_sbuild_config(tmp_path: Path) -> None:
         check=True,
     ).stdout
     assert printed == "HWCAPDEB_VARIANT_TESTS=it's,KEEP=me;unshare"
+
+
+def test_fetched_tar_is_extracted_inside_dest_only(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from hwcapdeb.sbuild_hooks import _extract_plain_files
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name in ("./x_1.dsc", "../escape", "/abs"):
+            info = tarfile.TarInfo(name)
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"ok"))
+    buf.seek(0)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with tarfile.open(fileobj=buf) as tar:
+        _extract_plain_files(tar, dest)
+    assert (dest / "x_1.dsc").read_bytes() == b"ok"
+    assert sorted(p.name for p in dest.iterdir()) == ["x_1.dsc"]
+    assert not (tmp_path / "escape").exists()
