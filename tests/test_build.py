@@ -383,3 +383,28 @@ def test_failed_variant_from_progress_lines(tmp_path: Path) -> None:
     assert buildjob.failed_variant(log, variants) == "x86-64-v3"
     log.write_text("hwcapdeb: x86-64-v3: build started\nmake: *** Error 2\n")
     assert buildjob.failed_variant(log, variants) == "x86-64-v3"
+
+
+def test_variant_display_follows_the_progress_lines() -> None:
+    import io
+
+    from rich.console import Console
+
+    from hwcapdeb.commands.build import VariantDisplay
+
+    display = VariantDisplay(Console(file=io.StringIO()), ["baseline", "x86-64-v2", "x86-64-v3"])
+    tasks = {t.fields["variant"]: t for t in display.progress.tasks}
+    assert tasks["baseline"].description.startswith("building")
+    assert tasks["x86-64-v3"].description == "waiting" and not tasks["x86-64-v3"].finished
+    for line in (
+        "make[1]: Entering directory '/build'",
+        "hwcapdeb: x86-64-v2: build started (debian/rules install-arch, log x.log)",
+        "hwcapdeb: x86-64-v2: build done",
+        "hwcapdeb: x86-64-v3: build started (debian/rules install-arch, log y.log)",
+    ):
+        display(line)
+    assert tasks["baseline"].finished and tasks["x86-64-v2"].finished
+    assert tasks["x86-64-v3"].description.startswith("build started")
+    assert not tasks["x86-64-v3"].finished
+    display("dpkg-deb: building package 'libtiny1' in '../libtiny1_1.0_amd64.deb'.")
+    assert tasks["packages"].description == "building libtiny1"
