@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from iced_x86 import Code, CpuidFeature, Decoder, FlowControl, Instruction, Mnemonic
+from iced_x86 import Code, CpuidFeature, Decoder, EncodingKind, FlowControl, Instruction, Mnemonic
 
 from hwcapdeb.elf import CodeFacts, read_code
 from hwcapdeb.profiles import Architecture, architecture
@@ -100,6 +100,13 @@ _ENDER = 0x8  # ends the straight-line entry block: jcc, jmp, ret, indirect jump
 _CALL = 0x10  # direct call: an edge of the call graph
 _JUMP = 0x20  # direct jump: a tail call when it leaves the function
 _PROBE = 0x40  # cpuid / xgetbv
+_LEGACY_SSE = 0x80  # an SSE/SSE2 vector instruction in its legacy (non-VEX) encoding
+
+#: SSE/SSE2-era instructions that are no vector work: compilers emit them under any -m flags
+_NOT_VECTOR = frozenset({
+    "prefetchnta", "prefetcht0", "prefetcht1", "prefetcht2", "lfence", "mfence", "sfence",
+    "pause", "clflush", "movnti", "fxsave", "fxrstor", "fxsave64", "fxrstor64",
+})
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,8 @@ class CodeInfo:
     mnemonic: str
     features: tuple[str, ...]  # CPUID features that count (hints dropped)
     rank: int
+    vex: bool = False  # VEX or EVEX encoded
+    legacy_sse: bool = False  # SSE/SSE2 vector work in the legacy encoding
 
 
 @cache
@@ -155,7 +164,10 @@ def _code_info(code: int, arch_name: str) -> CodeInfo:
     else:
         counted = tuple(n for n in names if n not in HINT_FEATURES and n not in BASELINE_FEATURES)
     rank = max((table.feature_rank(n) for n in counted), default=0)
-    return CodeInfo(mnemonic, counted, rank)
+    vex = ins.encoding in (EncodingKind.VEX, EncodingKind.EVEX)
+    legacy_sse = (ins.encoding == EncodingKind.LEGACY and bool({"SSE", "SSE2"} & set(names))
+                  and mnemonic not in _NOT_VECTOR)
+    return CodeInfo(mnemonic, counted, rank, vex, legacy_sse)
 
 
 @cache
@@ -180,6 +192,8 @@ def _scan_table(arch_name: str) -> list[int]:
             word |= _CALL
         if info.mnemonic in PROBE_MNEMONICS:
             word |= _PROBE
+        if info.legacy_sse:
+            word |= _LEGACY_SSE
         flags[code] = word
     return flags
 
@@ -275,6 +289,8 @@ class IsaAudit:
     unit_ranks: tuple[tuple[int, int, int, str], ...] = ()
     #: the lowest rank over the compiled units: the object's global build flags
     build_rank: int | None = None
+    #: rule 5: VEX code where any caller enters and no legacy-encoded SSE anywhere
+    avx_throughout: bool = False
 
     @property
     def features(self) -> frozenset[str]:
@@ -333,6 +349,12 @@ class IsaAudit:
                     return False, f"its compile unit was built with {flags} (DW_AT_producer)"
         if not self.dispatch_evidence:
             return False, "nothing in this object detects the CPU (no cpuid, IFUNC or __cpu_model)"
+        avx_rank = level_table(self.arch).feature_rank("AVX")
+        if self.avx_throughout and rank < avx_rank and any(
+            rank < _code_info(c, self.arch).rank <= avx_rank for _, c in fn.hits
+        ):
+            return False, ("no SSE instruction in this object has the legacy encoding: it was "
+                           "compiled for AVX throughout (-mavx, -march=x86-64-v3 or higher)")
         in_entry = [
             a for a, c in fn.hits if a < fn.entry_end and _code_info(c, self.arch).rank > rank
         ]
@@ -391,28 +413,35 @@ def isa_token(name: str, features: Iterable[str] = ()) -> str | None:
 
 
 def _scan_sections(facts: CodeFacts, arch_name: str) -> tuple[int, list[tuple[int, int]],
-                                                                 list[int]]:
-    """The hot loop: above-baseline instructions and CPU probes, nothing else.
+                                                                 list[int], bool]:
+    """The hot loop: above-baseline instructions, CPU probes, and one legacy SSE instruction.
 
     Control flow is decoded lazily, only for the entry blocks rule 4 visits.
+    Legacy SSE is looked for until the first one is seen (baseline code has
+    thousands), then the cheaper table takes over.
     """
     table = _scan_table(arch_name)
-    wanted = [word & (_RANK_MASK | _PROBE) for word in table]
+    plain = [word & (_RANK_MASK | _PROBE) for word in table]
+    wanted = [word & (_RANK_MASK | _PROBE | _LEGACY_SSE) for word in table]
     bitness = facts.elf_class
     hits: list[tuple[int, int]] = []
     probes: list[int] = []
+    legacy_sse = False
     size = 0
     for section in facts.sections:
         decoder = Decoder(bitness, section.data, ip=section.address)
         for ins in decoder:
             if wanted[ins.code]:
                 code = ins.code
-                if table[code] & _PROBE:
+                word = table[code]
+                if word & _LEGACY_SSE:
+                    legacy_sse, wanted = True, plain
+                if word & _PROBE:
                     probes.append(ins.ip)
-                if table[code] & _RANK_MASK:
+                if word & _RANK_MASK:
                     hits.append((ins.ip, code))
         size += len(section.data)
-    return size, hits, probes
+    return size, hits, probes, legacy_sse
 
 
 def _entry_block(facts: CodeFacts, start: int, end: int, arch_name: str) -> tuple[int, list[int]]:
@@ -454,7 +483,7 @@ def audit(path: Path, *, arch_name: str = "amd64", debug_file: Path | None = Non
           facts: CodeFacts | None = None) -> IsaAudit:
     """Decode ``path``'s code and attribute every above-baseline instruction to a function."""
     facts = facts or read_code(path, debug_file=debug_file)
-    size, hits, probes = _scan_sections(facts, arch_name)
+    size, hits, probes, legacy_sse = _scan_sections(facts, arch_name)
     starts, names = _boundaries(facts)
     section_ends = sorted((s.address, s.address + len(s.data)) for s in facts.sections)
 
@@ -543,6 +572,14 @@ def audit(path: Path, *, arch_name: str = "amd64", debug_file: Path | None = Non
             if t_index >= 0 and starts[t_index] == target and target != start:
                 todo.append(target)
 
+    # rule 5: no legacy-encoded SSE anywhere, yet VEX code in functions any caller
+    # enters directly: the compiler was told -mavx or more for the whole object
+    vex_everywhere = not legacy_sse and any(
+        not fn.dispatch_reason and (fn.exported or fn.start in unconditional)
+        and any(_code_info(c, arch_name).vex for _, c in fn.hits)
+        for fn in audited.values()
+    )
+
     producers = tuple(sorted({cu.producer for cu in facts.compile_units}))
     unit_ranks: list[tuple[int, int, int, str]] = []
     for cu in facts.compile_units:
@@ -567,6 +604,7 @@ def audit(path: Path, *, arch_name: str = "amd64", debug_file: Path | None = Non
         producers=producers,
         unit_ranks=tuple(unit_ranks),
         build_rank=build_rank,
+        avx_throughout=vex_everywhere,
     )
 
 

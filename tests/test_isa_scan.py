@@ -16,6 +16,8 @@ CTZ_CLZ = "int hw_ctz(unsigned x) { return __builtin_ctz(x); }\n" \
 CPUID_FN = "#include <cpuid.h>\n" \
            "int hw_has_avx2(void) { unsigned a, b, c, d; __cpuid_count(7, 0, a, b, c, d);" \
            " return (b >> 5) & 1; }\n"
+#: one legacy-encoded SSE instruction, whatever -march says: hides rule 5's evidence
+LEGACY_ASM = '__asm__(".text\\nhw_legacy_stub:\\n\\tpxor %xmm1, %xmm1\\n\\tret\\n");\n'
 
 
 def multiarch_dir() -> Path:
@@ -51,11 +53,24 @@ def test_variant_code_is_judged_against_its_level(tmp_path: Path) -> None:
     assert {f.function for f in result.leaks(2)} >= {"hw_saxpy"}  # AVX-512 in a v3 directory
 
 
+def test_avx_throughout_without_debug_info(tmp_path: Path) -> None:
+    # a cpuid somewhere, but not one SSE instruction in the legacy encoding: -mavx or more
+    lib = compile_library(tmp_path / "v3c.so", cflags=["-march=x86-64-v3"], extra_source=CPUID_FN)
+    result = audit(lib)
+    assert result.dispatch_evidence and result.avx_throughout
+    leaks = result.leaks(0)
+    assert {f.function for f in leaks} == {"hw_dot", "hw_saxpy"}
+    assert "compiled for AVX throughout" in leaks[0].reason
+    assert result.leaks(2) == []  # the same file is fine as a v3 variant
+
+
 def test_dwarf_producer_is_exact_evidence(tmp_path: Path) -> None:
-    # a cpuid somewhere makes the instruction heuristic give the benefit of the doubt;
+    # a cpuid and a legacy SSE instruction make the heuristic give the benefit of the doubt;
     # the producer string says the whole compile unit assumed x86-64-v3
     source_flags = ["-march=x86-64-v3", "-g"]
-    lib = compile_library(tmp_path / "g.so", cflags=source_flags, extra_source=CPUID_FN)
+    lib = compile_library(tmp_path / "g.so", cflags=source_flags,
+                          extra_source=CPUID_FN + LEGACY_ASM)
+    assert audit(lib, debug_file=None).avx_throughout is False
     result = audit(lib)
     assert result.dispatch_evidence
     leaks = result.leaks(0)
@@ -92,7 +107,7 @@ def test_per_file_flags_are_the_dispatch_pattern(tmp_path: Path) -> None:
 
 def test_separate_debug_file_found_by_build_id(tmp_path: Path) -> None:
     lib = compile_library(tmp_path / "s.so", cflags=["-march=x86-64-v3", "-g"],
-                          extra_source=CPUID_FN)
+                          extra_source=CPUID_FN + LEGACY_ASM)
     build_id = read_code(lib).build_id
     assert build_id
     root = tmp_path / "dbgsym"

@@ -297,9 +297,11 @@ def test_unknown_level_directory_is_a_warning(tmp_path: Path) -> None:
 
 
 def test_dbgsym_package_makes_the_leak_exact(tmp_path: Path) -> None:
-    """A stripped baseline fools the heuristic (it has a cpuid); its -dbgsym .deb does not."""
+    """A stripped baseline fools the heuristic (a cpuid, a legacy SSE instruction); its -dbgsym
+    .deb does not."""
     cpuid = ("#include <cpuid.h>\nint hw_has_avx2(void) { unsigned a, b, c, d;"
-             " __cpuid_count(7, 0, a, b, c, d); return (b >> 5) & 1; }\n")
+             " __cpuid_count(7, 0, a, b, c, d); return (b >> 5) & 1; }\n"
+             '__asm__(".text\\nhw_legacy_stub:\\n\\tpxor %xmm1, %xmm1\\n\\tret\\n");\n')
     dbg = tmp_path / "libhwtest1-dbgsym-staging"
 
     def stripped_with_dbgsym(libdir: Path) -> None:
