@@ -368,3 +368,23 @@ def test_levels_this_cpu_lacks_use_qemu_or_are_skipped(tmp_path: Path) -> None:
     strict = build(tree, {**masked, "HWCAPDEB_VARIANT_TESTS": "all"}, check=False)
     assert "x86-64-v4: cannot run the tests: this CPU does not support x86-64-v4" in strict.log
     assert "dpkg-buildpackage: error" in strict.log
+
+
+def test_rules_that_break_under_nodoc_are_built_again(tmp_path: Path) -> None:
+    """Like libzstd: a maintainer hook copies a man page that nodoc leaves out."""
+    tree = copy_example(tmp_path, "nodoc")
+    man = "debian/vecmath-bench/usr/share/man/man1"
+    rules = tree / "debian" / "rules"
+    rules.write_text(
+        rules.read_text()
+        + f"\nexecute_after_dh_installman:\n\tcp {man}/vecmath-bench.1 {man}/vecmath-bench-copy.1\n"
+    )
+    convert(tree, "-p", "x86-64-v3")
+    built = build(tree, {"DEB_BUILD_OPTIONS": "nocheck"})
+    assert (
+        "hwcapdeb: x86-64-v3: build failed with DEB_BUILD_OPTIONS nodoc and build profiles "
+        "nodoc nobiarch noudeb" in built.log
+    )
+    assert "hwcapdeb: x86-64-v3: installed 1 libraries into libvecmath1" in built.log
+    first = (tree / "debian/hwcapdeb/logs/x86-64-v3.log.1").read_text()
+    assert "vecmath-bench.1': No such file or directory" in first
