@@ -29,7 +29,16 @@ tables, GCC target_clones), and says which rule applied:
    unconditionally: it lies in the entry block (before the first conditional
    branch) of an exported function, of an ELF constructor, or of a function
    such an entry block calls directly (followed transitively).  Code behind a
-   branch, or reached only through pointers, is taken as dispatched.
+   branch, or reached only through pointers, is taken as dispatched;
+5. except when the object has not one SSE instruction in the legacy (non-VEX)
+   encoding yet VEX code in functions callers enter directly: the compiler was
+   told -mavx or more for everything (baseline code has thousands of legacy
+   ``movdqu``/``pxor``: 1153 at least across a Debian system's libraries), so
+   AVX-level code outside rules 1 and 2 is a leak.
+
+With debug information, gcc's DW_AT_producer flags decide before rules 3-5:
+when every compiled unit assumed more than the level, the code those flags
+explain is a leak.
 
 ``TZCNT`` (``rep bsf``, which runs as ``BSF`` on older CPUs and which GCC emits
 in baseline code on purpose), ``ENDBR64``, multi-byte ``NOP``s, ``PREFETCHW``
