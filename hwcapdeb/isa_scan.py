@@ -258,12 +258,6 @@ class FunctionAudit:
     def max_rank(self, arch_name: str = "amd64") -> int:
         return max((_code_info(c, arch_name).rank for _, c in self.hits), default=0)
 
-    def first_above(self, rank: int, arch_name: str = "amd64") -> tuple[int, CodeInfo] | None:
-        for address, code in self.hits:
-            info = _code_info(code, arch_name)
-            if info.rank > rank:
-                return address, info
-        return None
 
 
 @dataclass(frozen=True)
@@ -314,25 +308,30 @@ class IsaAudit:
         return max((fn.max_rank(self.arch) for fn in self.functions), default=0)
 
     def findings(self, rank: int) -> list[Finding]:
-        """Every function with code above ``rank``, each judged leaked or dispatched."""
+        """Every function with code above ``rank``, each judged leaked or dispatched.
+
+        A leak names only the instructions its rule convicts (a -march=x86-64-v3
+        unit's AVX2, not the AVX-512 its target attributes dispatch).
+        """
         table = level_table(self.arch)
         result = []
         for fn in self.functions:
-            first = fn.first_above(rank, self.arch)
-            if first is None:
+            above = [(a, c) for a, c in fn.hits if _code_info(c, self.arch).rank > rank]
+            if not above:
                 continue
-            address, info = first
-            top = fn.max_rank(self.arch)
-            above = fn_features_above(fn, rank, self.arch)
-            dispatched, reason = self._judge(fn, rank)
+            dispatched, reason, convicted = self._judge(fn, rank, above)
+            shown = above if dispatched else convicted
+            address, code = shown[0]
+            top = max(_code_info(c, self.arch).rank for _, c in shown)
+            features = _features_above(shown, rank, self.arch)
             result.append(Finding(
                 function=fn.name,
                 address=address,
-                mnemonic=info.mnemonic,
-                features=above,
+                mnemonic=_code_info(code, self.arch).mnemonic,
+                features=features,
                 rank=top,
                 dispatched=dispatched,
-                reason=f"{'/'.join(above)} {table.level_name(top)}: {reason}",
+                reason=f"{'/'.join(features)} {table.level_name(top)}: {reason}",
             ))
         return result
 
@@ -343,43 +342,46 @@ class IsaAudit:
         """Features of code above ``rank`` that runs without a dispatch (the leaks)."""
         return frozenset(f for leak in self.leaks(rank) for f in leak.features)
 
-    def _judge(self, fn: FunctionAudit, rank: int) -> tuple[bool, str]:
+    def _judge(
+        self, fn: FunctionAudit, rank: int, above: list[tuple[int, int]]
+    ) -> tuple[bool, str, list[tuple[int, int]]]:
+        """(dispatched, why, the instructions convicted if not)."""
         if fn.dispatch_reason:
-            return True, fn.dispatch_reason
+            return True, fn.dispatch_reason, []
+
+        def upto(cap: int) -> list[tuple[int, int]]:
+            return [(a, c) for a, c in above if _code_info(c, self.arch).rank <= cap]
+
         # DWARF: when *every* compiled unit assumed more than the level (the global flags:
         # "baseline built with -march=native"), code those flags explain cannot be dispatched;
         # code above even the flags came from intrinsics or target attributes.  Some units
         # above the level is the per-file dispatch pattern (-mavx2 for foo_avx2.c): heuristic.
         if self.build_rank is not None and self.build_rank > rank:
             for low, high, unit_rank, flags in self.unit_ranks:
-                if low <= fn.start < high and any(
-                    rank < _code_info(c, self.arch).rank <= unit_rank for _, c in fn.hits
-                ):
-                    return False, f"its compile unit was built with {flags} (DW_AT_producer)"
+                if low <= fn.start < high and upto(unit_rank):
+                    return (False, f"its compile unit was built with {flags} (DW_AT_producer)",
+                            upto(unit_rank))
         if not self.dispatch_evidence:
-            return False, "nothing in this object detects the CPU (no cpuid, IFUNC or __cpu_model)"
+            return (False, "nothing in this object detects the CPU (no cpuid, IFUNC or "
+                    "__cpu_model)", above)
         avx_rank = level_table(self.arch).feature_rank("AVX")
-        if self.avx_throughout and rank < avx_rank and any(
-            rank < _code_info(c, self.arch).rank <= avx_rank for _, c in fn.hits
-        ):
+        if self.avx_throughout and upto(avx_rank):
             return False, ("no SSE instruction in this object has the legacy encoding: it was "
-                           "compiled for AVX throughout (-mavx, -march=x86-64-v3 or higher)")
-        in_entry = [
-            a for a, c in fn.hits if a < fn.entry_end and _code_info(c, self.arch).rank > rank
-        ]
+                           "compiled for AVX throughout (-mavx, -march=x86-64-v3 or higher)"), \
+                upto(avx_rank)
+        in_entry = [(a, c) for a, c in above if a < fn.entry_end]
         if fn.start in self.unconditional and in_entry:
             how = "exported" if fn.exported else "called unconditionally"
-            return False, f"runs before any branch of {how} function {fn.name}"
+            return False, f"runs before any branch of {how} function {fn.name}", in_entry
         evidence = ", ".join(self.dispatch_evidence)
-        return True, f"behind a branch or pointer in an object that detects the CPU ({evidence})"
+        return (True, f"behind a branch or pointer in an object that detects the CPU "
+                f"({evidence})", [])
 
 
-def fn_features_above(fn: FunctionAudit, rank: int, arch_name: str = "amd64") -> tuple[str, ...]:
-    names: set[str] = set()
-    for _, code in fn.hits:
-        info = _code_info(code, arch_name)
-        if info.rank > rank:
-            names.update(n for n in info.features if level_table(arch_name).feature_rank(n) > rank)
+def _features_above(hits: list[tuple[int, int]], rank: int, arch_name: str) -> tuple[str, ...]:
+    table = level_table(arch_name)
+    names = {n for _, c in hits for n in _code_info(c, arch_name).features
+             if table.feature_rank(n) > rank}
     return tuple(sorted(names))
 
 

@@ -386,3 +386,24 @@ def test_architecture_from_the_control_file(tmp_path: Path) -> None:
     assert report.arch == "arm64" and report.matrix == []
     assert tags(report, "warning") == {"unknown-hwcaps-directory"} and report.exit_code == 0
     assert "no glibc-hwcaps subdirectories on arm64" in report.findings[0].message
+
+
+def test_variant_with_dispatched_avx512_is_safe_on_avx2(tmp_path: Path) -> None:
+    """A v3 build (AVX throughout) that dispatches to AVX-512: only its AVX2 is unguarded."""
+    source = KERNEL_C + r"""
+__attribute__((target("avx512f"))) static int sum_wide(const int *a, size_t n)
+{ int s = 0; for (size_t i = 0; i < n; i++) s += a[i] * a[i]; return s; }
+int hw_sum(const int *a, size_t n)
+{ return __builtin_cpu_supports("avx512f") ? sum_wide(a, n) : 0; }
+"""
+
+    def wide(libdir: Path) -> None:
+        compile_library(libdir / "libhwtest.so.1.0.0", source=source)
+        for level in LEVELS:
+            compile_library(libdir / f"glibc-hwcaps/{level}/libhwtest.so.1.0.0", variant=level,
+                            source=source)
+
+    report = verify_paths([make_deb(tmp_path, tweak=wide)], cpus=FAST_CPUS, probe=False)
+    assert report.errors == []
+    haswell = next(c for c in report.matrix if c.cpu == "haswell")
+    assert haswell.level == "x86-64-v3" and haswell.safe, haswell.reason
