@@ -755,7 +755,9 @@ def _measure(bench: _Bench, results: dict[str, VariantResult], options: BenchOpt
     for _ in range(options.warmup - 1):
         for result in active:
             if result.status == MEASURED:
-                bench.run(result.level)
+                run, _pid = bench.run(result.level)
+                if not run.ok and result is not base:
+                    bench.record_failure(result, run)
     rng = random.Random(options.seed)
     for round_no in range(options.rounds):
         order = [r for r in active if r.status == MEASURED]
