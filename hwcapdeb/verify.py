@@ -119,6 +119,7 @@ class SizeRow:
     library: str
     level: str
     bytes: int
+    baseline: bool = False
 
 
 @dataclass
@@ -144,7 +145,7 @@ class Report:
         """Package -> bytes its variants add over the baseline builds."""
         totals: dict[str, int] = {}
         for row in self.sizes:
-            if row.level != "baseline":
+            if not row.baseline:
                 totals[row.package] = totals.get(row.package, 0) + row.bytes
         return totals
 
@@ -644,7 +645,8 @@ def verify_trees(
                     build.audit = audit(build.file, arch_name=arch_name, debug_file=debug)
             except HwcapdebError as err:
                 add("error", "unreadable-file", build.package, build.relpath, err.message)
-            sizes.append(SizeRow(build.package, lib.soname, build.level.name, build.size))
+            sizes.append(SizeRow(build.package, lib.soname, build.level.name, build.size,
+                                 build.level.is_baseline))
         base = lib.baseline
         if base is None:
             for var in lib.variants.values():
