@@ -69,6 +69,9 @@ def test_clean_package_has_no_finding(clean_deb: Path) -> None:
     assert report.exit_code == 0
     assert [lib.soname for lib in report.libraries] == ["libhwtest.so.1"]
     assert set(report.libraries[0].variants) == set(LEVELS)
+    variants = [b.size for b in report.libraries[0].variants.values()]
+    assert report.added_bytes() == {"libhwtest1": sum(variants)} and min(variants) > 1000
+    assert len(report.sizes) == 4
 
 
 def test_clean_package_matrix_picks_each_level(clean_deb: Path) -> None:
