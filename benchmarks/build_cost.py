@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hwcapdeb.buildjob import BuildJob, parse_progress, run_job
 from hwcapdeb.errors import HwcapdebError
-from hwcapdeb.profiles import BASELINE, ProfileRegistry
+from hwcapdeb.profiles import ProfileRegistry
 from tests import corpus
 
 TARGET_OFF = 2.5
@@ -61,7 +61,11 @@ class Timeline:
             self.events.append((now, progress.variant, progress.message))
 
     def phases(self, total: float) -> dict[str, float]:
-        """Seconds spent in the baseline, in each variant and after the last variant."""
+        """Seconds of each variant's build, before the first and after the last of them.
+
+        The variants may build beside the baseline (parallel=N), so "before" is
+        the baseline alone only when they build one after the other.
+        """
         started: dict[str, float] = {}
         spent: dict[str, float] = {}
         for when, variant, message in self.events:
@@ -71,7 +75,7 @@ class Timeline:
                 spent[variant] = when - started[variant]
         first = min(started.values(), default=total)
         last = max((started[v] + spent[v] for v in spent), default=first)
-        return {BASELINE: first, **spent, "packaging": total - last}
+        return {"before": first, **spent, "after": total - last}
 
 
 @dataclass
@@ -118,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                     jobs=args.jobs,
                     variant_tests=tests,
                     convert=convert,
+                    variant_env=corpus.VARIANT_ENV.get(name, ()),
                 )
                 row[kind] = measure(job, Timeline() if convert else None)
                 status = row[kind].error or f"{row[kind].seconds:.1f}s"
@@ -147,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     console.print(table)
 
     breakdown = Table(title="where the converted builds spend their time (s)", title_justify="left")
-    columns = [BASELINE, *levels, "packaging"]
+    columns = ["before", *levels, "after"]
     for column in ("package", "tests", *columns):
         breakdown.add_column(column, justify="left" if column in ("package", "tests") else "right")
     for name, row in results.items():

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import importlib
 import os
 import re
 import shutil
@@ -30,6 +29,7 @@ from debian.deb822 import Dsc
 
 from hwcapdeb.build import BuildRequest, BuildResult, get_builder
 from hwcapdeb.build.dpkg import BuildFailed, UnmetBuildDependencies, source_identity
+from hwcapdeb.convert import ConvertOptions, convert
 from hwcapdeb.errors import InputError, UsageError
 from hwcapdeb.profiles import Profile
 from hwcapdeb.tools import run
@@ -80,6 +80,8 @@ class BuildJob:
     nocheck: bool = False
     convert: bool = True  # False builds the package unchanged (for comparisons)
     layout: str = "inline"  # hwcapdeb convert --layout
+    variant_make_vars: tuple[str, ...] = ()  # hwcapdeb convert --variant-make-var
+    variant_env: tuple[str, ...] = ()  # hwcapdeb convert --variant-env
     keep_work: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
     extra_args: tuple[str, ...] = ()  # given to the builder program as they are
@@ -191,11 +193,15 @@ def scratch_tree(source: Path, work: Path) -> Path:
     return tree
 
 
-def convert_tree(tree: Path, profiles: Sequence[Profile], layout: str = "inline") -> None:
-    """Convert the scratch tree with the convert area's library function."""
-    # Imported late: everything but conversion works without the convert module.
-    convert = importlib.import_module("hwcapdeb.convert")
-    convert.convert(tree, convert.ConvertOptions(profiles=tuple(profiles), layout=layout))
+def convert_tree(tree: Path, job: BuildJob) -> None:
+    """Convert the scratch tree as ``hwcapdeb convert`` would, with the job's options."""
+    options = ConvertOptions(
+        profiles=tuple(job.profiles),
+        layout=job.layout,
+        variant_make_vars=job.variant_make_vars,
+        variant_env=job.variant_env,
+    )
+    convert(tree, options)
 
 
 #: where the generated rules keep one log per variant (debian/hwcapdeb/logs/<level>.log)
@@ -242,7 +248,7 @@ def run_job(job: BuildJob, *, on_line: Callable[[str], None] | None = None) -> B
         tree = scratch_tree(source.resolve(), work)
         name, version = source_identity(tree)
         if job.convert:
-            convert_tree(tree, job.profiles, job.layout)
+            convert_tree(tree, job)
         env = {"HWCAPDEB_VARIANT_TESTS": job.variant_tests, **job.extra_env}
         request = BuildRequest(
             source=tree,

@@ -26,6 +26,14 @@ PACKAGES = ("xxhash", "lz4", "libzstd", "zlib", "libdeflate", "libyaml", "libsod
 QUICK_TESTS = ("libyaml", "zlib")
 
 
+#: per-package `hwcapdeb build` options, as a maintainer would set them: xxhash's
+#: runtime dispatcher (xxh_x86dispatch.c) #errors under -mavx unless allowed to
+#: (dropping it with DISPATCH=0 would remove exported XXH3_*_dispatch symbols).
+VARIANT_ENV: dict[str, tuple[str, ...]] = {
+    "xxhash": ("DEB_CPPFLAGS_APPEND=-DXXH_X86DISPATCH_ALLOW_AVX",),
+}
+
+
 def corpus_dir() -> Path:
     configured = os.environ.get("HWCAPDEB_CORPUS_DIR")
     base = Path(configured) if configured else Path.home() / ".cache" / "hwcapdeb" / "corpus"

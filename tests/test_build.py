@@ -399,12 +399,17 @@ def test_variant_display_follows_the_progress_lines() -> None:
     for line in (
         "make[1]: Entering directory '/build'",
         "hwcapdeb: x86-64-v2: build started (debian/rules install-arch, log x.log)",
+        "   dh_auto_build -a",
         "hwcapdeb: x86-64-v2: build done",
         "hwcapdeb: x86-64-v3: build started (debian/rules install-arch, log y.log)",
     ):
         display(line)
-    assert tasks["baseline"].finished and tasks["x86-64-v2"].finished
+    assert tasks["baseline"].description == "dh_auto_build" and not tasks["baseline"].finished
+    assert tasks["x86-64-v2"].finished
     assert tasks["x86-64-v3"].description.startswith("build started")
     assert not tasks["x86-64-v3"].finished
+    display("hwcapdeb: x86-64-v3: build done")
+    display("hwcapdeb: x86-64-v3: installed 1 libraries into libtiny1")
+    assert tasks["baseline"].finished and tasks["x86-64-v3"].description == "build done"
     display("dpkg-deb: building package 'libtiny1' in '../libtiny1_1.0_amd64.deb'.")
     assert tasks["packages"].description == "building libtiny1"

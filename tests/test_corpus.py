@@ -131,6 +131,7 @@ def test_corpus_package(name: str, tmp_path: Path, machine_levels: None) -> None
             jobs=2,
             variant_tests="auto" if run_tests else "none",
             nocheck=not run_tests,
+            variant_env=corpus.VARIANT_ENV.get(name, ()),
         )
     )
     root = tmp_path / "root"

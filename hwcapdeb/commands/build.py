@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -15,13 +16,16 @@ from hwcapdeb.buildjob import VARIANT_TESTS, BuildJob, BuildOutcome, parse_progr
 from hwcapdeb.errors import UsageError
 from hwcapdeb.profiles import BASELINE, Profile, ProfileRegistry, check_profile
 
+_DH_STEP = re.compile(r"^   (dh_[a-z_]+|debian/rules [a-z_-]+)")
+
 
 class VariantDisplay:
-    """One spinner line per variant, fed by the ``hwcapdeb: <variant>: ...`` log lines.
+    """One spinner line per variant, fed by the build's output lines.
 
-    The baseline is the maintainer's own build, which prints no progress line
-    of ours: it runs from the start until the first variant starts.  The last
-    line follows dpkg-deb building the packages.
+    The variants print ``hwcapdeb: <level>: ...`` lines; the baseline is the
+    maintainer's own build (its debhelper steps are what the main log shows,
+    the variants write their own logs) and ends when packaging starts, which
+    the last line follows (dpkg-deb building each package).
     """
 
     PACKAGES = "packages"
@@ -39,33 +43,39 @@ class VariantDisplay:
         for variant in variants:
             self._task(variant, "building (debian/rules)" if variant == BASELINE else "waiting")
         self._task(self.PACKAGES, "waiting")
-        self.baseline_done = False
+        self.packaging = False
 
     def _task(self, variant: str, message: str) -> TaskID:
         if variant not in self.tasks:
             self.tasks[variant] = self.progress.add_task(message, variant=variant, total=1)
         return self.tasks[variant]
 
-    def _finish(self, variant: str, message: str) -> None:
-        self.progress.update(self._task(variant, message), description=message, completed=1)
+    def _start_packaging(self) -> None:
+        if not self.packaging:
+            self.packaging = True
+            self.progress.update(self.tasks[BASELINE], description="done", completed=1)
+            self.progress.update(self.tasks[self.PACKAGES], description="installing variants")
 
     def __call__(self, line: str) -> None:
         if line.startswith("dpkg-deb: building package"):
-            if not self.baseline_done:
-                self.baseline_done = True
-                self._finish(BASELINE, "done")
+            self._start_packaging()
             package = line.split("'")[1] if "'" in line else line.split()[-1]
             self.progress.update(self.tasks[self.PACKAGES], description=f"building {package}")
+            return
+        step = _DH_STEP.match(line)
+        if step is not None and not self.packaging:
+            self.progress.update(self.tasks[BASELINE], description=step.group(1))
             return
         event = parse_progress(line)
         if event is None:
             return
-        if event.variant != BASELINE and not self.baseline_done:
-            self.baseline_done = True
-            self._finish(BASELINE, "done")
+        if event.message.startswith("installed"):  # the binary targets install the variants
+            self._start_packaging()
         task = self._task(event.variant, event.message)
-        completed = 1 if event.finished or event.failed else 0
-        self.progress.update(task, description=event.message[:70], completed=completed)
+        if event.finished or event.failed:
+            self.progress.update(task, completed=1)
+        if not event.message.startswith("installed"):
+            self.progress.update(task, description=event.message[:70])
 
 
 def _resolve_profiles(names: tuple[str, ...], arch: str) -> list[Profile]:
@@ -143,6 +153,20 @@ def _summary(outcome: BuildOutcome, profiles: list[Profile]) -> None:
     help="Variants in the library's own package, or in one package per level (see convert).",
 )
 @click.option(
+    "--variant-make-var",
+    "variant_make_vars",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Pass NAME=VALUE on each variant build's make command line (as convert does).",
+)
+@click.option(
+    "--variant-env",
+    "variant_env",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Set NAME=VALUE in each variant build's environment (as convert does).",
+)
+@click.option(
     "--builder-arg",
     "--sbuild-arg",
     "builder_args",
@@ -161,6 +185,8 @@ def command(
     variant_tests: str,
     builder: str,
     layout: str,
+    variant_make_vars: tuple[str, ...],
+    variant_env: tuple[str, ...],
     builder_args: tuple[str, ...],
     keep_work: bool,
 ) -> None:
@@ -180,6 +206,8 @@ def command(
         keep_work=keep_work,
         extra_args=builder_args,
         layout=layout,
+        variant_make_vars=variant_make_vars,
+        variant_env=variant_env,
     )
     console = Console(stderr=True)
     variants = [BASELINE, *(p.level.name for p in profiles)]
