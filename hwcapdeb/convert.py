@@ -181,7 +181,16 @@ def _templates() -> jinja2.Environment:
     )
 
 
-def _changelog_entry(original: str, suffix: str, levels: Sequence[str], date: str) -> str:
+def changelog_author(original: str) -> str:
+    """Who signs a new changelog entry: DEBFULLNAME/DEBEMAIL (as dch), else the last author."""
+    name = os.environ.get("DEBFULLNAME") or os.environ.get("NAME")
+    mail = os.environ.get("DEBEMAIL") or os.environ.get("EMAIL")
+    return f"{name} <{mail}>" if name and mail else str(Changelog(original, max_blocks=1).author)
+
+
+def _changelog_entry(
+    original: str, suffix: str, levels: Sequence[str], date: str, author: str
+) -> str:
     """The text of debian/changelog with a new top entry for version+suffix (dch -v)."""
     top = Changelog(original, max_blocks=1)
     new_version = f"{top.version}{suffix}"
@@ -193,9 +202,6 @@ def _changelog_entry(original: str, suffix: str, levels: Sequence[str], date: st
             )
     except ValueError:
         raise UsageError(f"--version-suffix '{suffix}' gives an invalid version") from None
-    name = os.environ.get("DEBFULLNAME") or os.environ.get("NAME")
-    mail = os.environ.get("DEBEMAIL") or os.environ.get("EMAIL")
-    author = f"{name} <{mail}>" if name and mail else str(top.author)
     block = Changelog()
     block.new_block(
         package=top.package,
@@ -336,17 +342,21 @@ def plan_conversion(root: Path, options: ConvertOptions) -> Plan:
         for entry in split:
             files[f"debian/{entry['name']}.triggers"] = FileState(triggers, 0o644)
             files[f"debian/{entry['name']}.lintian-overrides"] = FileState(overrides, 0o644)
-    date = None
+    date = author = None
     if options.version_suffix:
         changelog = _original_state(root, manifest, "debian/changelog")
         assert changelog is not None
-        old = manifest or {}
-        date = (
-            old.get("changelog_date")
-            if old.get("version_suffix") == options.version_suffix
-            else None
-        ) or email.utils.formatdate(time.time(), usegmt=False, localtime=False)
-        text = _changelog_entry(changelog.data.decode(), options.version_suffix, levels, date)
+        # converting again keeps the entry's date and author: same options, same bytes
+        old = (
+            manifest
+            if manifest and manifest.get("version_suffix") == options.version_suffix
+            else {}
+        )
+        date = old.get("changelog_date") or email.utils.formatdate(time.time())
+        author = old.get("changelog_author") or changelog_author(changelog.data.decode())
+        text = _changelog_entry(
+            changelog.data.decode(), options.version_suffix, levels, date, author
+        )
         files["debian/changelog"] = FileState(text.encode(), changelog.mode)
 
     # Every changed file outside STATE_DIR keeps its original for revert.
@@ -382,6 +392,7 @@ def plan_conversion(root: Path, options: ConvertOptions) -> Plan:
         "layout": options.layout,
         "version_suffix": options.version_suffix,
         "changelog_date": date,
+        "changelog_author": author,
         "variant_make_vars": list(options.variant_make_vars),
         "variant_env": list(options.variant_env),
         "files": dict(sorted(entries.items())),

@@ -274,3 +274,17 @@ def test_converted_tree_makes_a_source_package(
     assert {k: v[:2] for k, v in snapshot(out).items() if k.startswith("debian/")} == {
         k: v[:2] for k, v in original.items()
     }
+
+
+def test_reconvert_keeps_changelog_entry(
+    src: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opts = ["-p", "x86-64-v3", "--version-suffix", "+hwcaps1"]
+    monkeypatch.setenv("DEBFULLNAME", "First Person")
+    monkeypatch.setenv("DEBEMAIL", "first@example.org")
+    assert run(["convert", str(src), *opts], capsys)[0] == 0
+    once = snapshot(src)
+    assert b" -- First Person <first@example.org>  " in once["debian/changelog"][1]
+    monkeypatch.setenv("DEBFULLNAME", "Someone Else")
+    assert run(["convert", str(src), *opts], capsys)[0] == 0
+    assert snapshot(src) == once
