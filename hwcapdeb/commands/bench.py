@@ -62,6 +62,12 @@ def render(report: BenchReport) -> None:
     for v in report.variants:
         if v.level != "baseline":
             click.echo(f"{v.level}: {v.verdict}: {v.reason}")
+    dropped = [v.level for v in report.variants if v.verdict in ("drop", "unmeasured")]
+    if report.kept:
+        hint = f" (hwcapdeb convert --drop {' --drop '.join(dropped)})" if dropped else ""
+        click.echo(f"kept: {','.join(report.kept)}{hint}")
+    else:
+        click.echo("kept: none: no variant pays on this machine")
     for note in report.notes:
         click.echo(f"note: {note}")
 
