@@ -370,21 +370,36 @@ def test_levels_this_cpu_lacks_use_qemu_or_are_skipped(tmp_path: Path) -> None:
     assert "dpkg-buildpackage: error" in strict.log
 
 
-def test_rules_that_break_under_nodoc_are_built_again(tmp_path: Path) -> None:
-    """Like libzstd: a maintainer hook copies a man page that nodoc leaves out."""
-    tree = copy_example(tmp_path, "nodoc")
-    man = "debian/vecmath-bench/usr/share/man/man1"
+def test_rules_that_break_under_noudeb_are_built_again(tmp_path: Path) -> None:
+    """A maintainer hook that needs the udeb which the noudeb profile disables."""
+    tree = copy_example(tmp_path, "noudeb")
+    control = tree / "debian" / "control"
+    control.write_text(
+        control.read_text()
+        + "\nPackage: libvecmath1-udeb\nPackage-Type: udeb\nBuild-Profiles: <!noudeb>\n"
+        "Section: debian-installer\nArchitecture: any\nDescription: vecmath for d-i\n x\n"
+    )
     rules = tree / "debian" / "rules"
     rules.write_text(
-        rules.read_text()
-        + f"\nexecute_after_dh_installman:\n\tcp {man}/vecmath-bench.1 {man}/vecmath-bench-copy.1\n"
+        rules.read_text() + "\nexecute_after_dh_install:\n\tls -R debian/libvecmath1-udeb/usr/lib\n"
+    )
+    (tree / "debian" / "libvecmath1-udeb.install").write_text(
+        "usr/lib/${DEB_HOST_MULTIARCH}/libvecmath.so.*\n"
     )
     convert(tree, "-p", "x86-64-v3")
     built = build(tree, {"DEB_BUILD_OPTIONS": "nocheck"})
     assert (
-        "hwcapdeb: x86-64-v3: build retried without DEB_BUILD_OPTIONS nodoc and build profiles "
-        "nodoc nobiarch noudeb" in built.log
+        "hwcapdeb: x86-64-v3: build retried without the build profiles nobiarch noudeb" in built.log
     )
     assert "hwcapdeb: x86-64-v3: installed 1 libraries into libvecmath1" in built.log
+    # the udeb keeps the baseline library only
+    assert (
+        "glibc-hwcaps"
+        not in subprocess.run(
+            ["dpkg-deb", "-c", next(built.out.glob("libvecmath1-udeb_*.udeb"))],
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
     first = (tree / "debian/hwcapdeb/logs/x86-64-v3.log.1").read_text()
-    assert "vecmath-bench.1': No such file or directory" in first
+    assert "cannot access 'debian/libvecmath1-udeb/usr/lib'" in first
