@@ -56,7 +56,9 @@ class Package:
     name: str
     source: Callable[[Path], Path]  # work dir -> source dir or .dsc
     commands: Callable[[Path, Path], list[Command]]  # (work dir, unpacked root) -> commands
-    #: when `hwcapdeb build` cannot build it yet: (make target, real name, SONAME)
+    #: extra `hwcapdeb build` options (the per-package knobs a maintainer would set)
+    build_args: tuple[str, ...] = ()
+    #: when `hwcapdeb build` cannot build it: (make target, real name, SONAME)
     direct: tuple[str, str, str] | None = None
 
 
@@ -91,13 +93,13 @@ def build(pkg: Package, work: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     failed = out / "build-failed"  # remembered: a failing build is not retried every run
     argv = [sys.executable, "-m", "hwcapdeb.cli", "build", str(pkg.source(work)),
-            "--profile", PROFILES, "--out", str(out)]
+            "--profile", PROFILES, "--out", str(out), *pkg.build_args]
     if failed.exists():
         raise subprocess.CalledProcessError(2, argv)
     # the package's own test suite is not what is measured here (lz4's fuzzers take minutes)
     options = (os.environ.get("DEB_BUILD_OPTIONS", "") + " nocheck").strip()
     try:
-        sh(argv, env={**os.environ, "DEB_BUILD_OPTIONS": options})
+        sh(argv, env={**os.environ, "DEB_BUILD_OPTIONS": options}, stdout=sys.stderr)
     except subprocess.CalledProcessError:
         failed.touch()
         raise
@@ -221,9 +223,12 @@ def lz4_commands(work: Path, root: Path) -> list[Command]:
 
 PACKAGES = {
     "vecmath": Package("vecmath", lambda _w: REPO / "examples/vecmath", vecmath_commands),
-    # Debian builds libxxhash with DISPATCH=1, whose xxh_x86dispatch.c refuses -mavx
-    # (#error): until the build area handles that, its variants are compiled directly
+    # Debian builds libxxhash with DISPATCH=1, whose xxh_x86dispatch.c has an #error under
+    # -mavx unless XXH_X86DISPATCH_ALLOW_AVX is defined (the dispatcher's exported symbols
+    # must stay); if the build still fails, the library alone is compiled per level
     "xxhash": Package("xxhash", corpus_dsc("xxhash"), xxhash_commands,
+                      build_args=("--variant-env",
+                                  "DEB_CPPFLAGS_APPEND=-DXXH_X86DISPATCH_ALLOW_AVX"),
                       direct=("libxxhash.so.0.8.1", "libxxhash.so.0.8.1", "libxxhash.so.0")),
     "zlib": Package("zlib", corpus_dsc("zlib"), zlib_commands),
     "lz4": Package("lz4", corpus_dsc("lz4"), lz4_commands),
