@@ -187,16 +187,16 @@ def _shebang(path: Path) -> list[str] | None:
 
 
 def _locate(name: str, trees: Sequence[PackageTree]) -> tuple[Path, str]:
-    """COMMAND's program: a path (cwd first, then inside the packages) or a name."""
+    """COMMAND's program: a path (inside the packages first, then from cwd) or a name."""
     if "/" in name:
         path = Path(name)
-        if path.exists():
-            return path.resolve(), "given path"
-        if not path.is_absolute():
-            for tree in trees:
+        if not path.is_absolute() and not name.startswith(("./", "../")):
+            for tree in trees:  # usr/bin/NAME means the package's own program
                 candidate = tree.root / path
                 if candidate.exists():
                     return candidate, f"package {tree.name}"
+        if path.exists():
+            return path.resolve(), "given path"
         raise UsageError(
             f"{name}: no such program",
             hint="give a path, a name on PATH, or a path inside the package (usr/bin/...)",
