@@ -44,6 +44,8 @@ STATE_DIR = "debian/hwcapdeb"
 MANIFEST = f"{STATE_DIR}/manifest.json"
 MAINTAINER_RULES = f"{STATE_DIR}/maintainer.rules"
 ORIGINALS = f"{STATE_DIR}/original"
+#: dh addon that ends the variants' install sequence after dh_auto_install
+ADDON = f"{STATE_DIR}/perl/Debian/Debhelper/Sequence/hwcapdeb_variant.pm"
 #: build-time residue under STATE_DIR (debian/rules clean removes it)
 BUILD_DIRS = ("build", "logs", "stamps", "bin")
 LAYOUTS = ("inline", "split")
@@ -324,6 +326,9 @@ def plan_conversion(root: Path, options: ConvertOptions) -> Plan:
         "debian/rules": FileState(env.get_template("rules.j2").render(context).encode(), 0o755),
         f"{STATE_DIR}/variants.sh": FileState(
             env.get_template("variants.sh.j2").render(context).encode(), 0o644
+        ),
+        ADDON: FileState(
+            env.get_template("hwcapdeb_variant.pm.j2").render(context).encode(), 0o644
         ),
         f"{STATE_DIR}/README": FileState(
             env.get_template("README.j2").render(context).encode(), 0o644

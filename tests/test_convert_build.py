@@ -371,7 +371,7 @@ def test_levels_this_cpu_lacks_use_qemu_or_are_skipped(tmp_path: Path) -> None:
 
 
 def test_rules_that_break_under_noudeb_are_built_again(tmp_path: Path) -> None:
-    """A maintainer hook that needs the udeb which the noudeb profile disables."""
+    """A maintainer's build hook that needs the udeb, which the noudeb profile disables."""
     tree = copy_example(tmp_path, "noudeb")
     control = tree / "debian" / "control"
     control.write_text(
@@ -381,7 +381,8 @@ def test_rules_that_break_under_noudeb_are_built_again(tmp_path: Path) -> None:
     )
     rules = tree / "debian" / "rules"
     rules.write_text(
-        rules.read_text() + "\nexecute_after_dh_install:\n\tls -R debian/libvecmath1-udeb/usr/lib\n"
+        rules.read_text()
+        + "\nexecute_after_dh_auto_build:\n\tdh_listpackages | grep -x libvecmath1-udeb\n"
     )
     (tree / "debian" / "libvecmath1-udeb.install").write_text(
         "usr/lib/${DEB_HOST_MULTIARCH}/libvecmath.so.*\n"
@@ -402,4 +403,20 @@ def test_rules_that_break_under_noudeb_are_built_again(tmp_path: Path) -> None:
         ).stdout
     )
     first = (tree / "debian/hwcapdeb/logs/x86-64-v3.log.1").read_text()
-    assert "cannot access 'debian/libvecmath1-udeb/usr/lib'" in first
+    assert "execute_after_dh_auto_build] Error 1" in first
+
+
+def test_variant_install_sequence_stops_after_dh_auto_install(vecmath: tuple[Built, Built]) -> None:
+    """The variants run the maintainer's build and install steps, no packaging."""
+    _, conv = vecmath
+    for level in ALL_LEVELS:
+        log = (conv.tree / "debian/hwcapdeb/logs" / f"{level}.log").read_text()
+        assert "debian/rules override_dh_auto_install" in log  # the maintainer's override
+        for helper in (
+            "dh_install ",
+            "dh_installdocs",
+            "dh_strip",
+            "dh_makeshlibs",
+            "dh_shlibdeps",
+        ):
+            assert helper not in log, (level, helper)
