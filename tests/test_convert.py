@@ -251,7 +251,8 @@ def test_generated_scripts_are_posix_sh(src: Path, capsys: pytest.CaptureFixture
     if shutil.which("dash"):
         subprocess.run(["dash", "-n", str(script)], check=True)
     text = script.read_text()
-    assert "python" not in text  # build chroots have no python3
+    code = [ln for ln in text.splitlines() if not ln.lstrip().startswith("#")]
+    assert not [ln for ln in code if "python" in ln]  # build chroots have no python3
     for level in ("x86-64-v2", "x86-64-v3", "x86-64-v4"):
         assert f"{level}) echo '-march={level} -mneeded' ;;" in text
 
