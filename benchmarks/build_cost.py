@@ -24,6 +24,7 @@ must be installed: ``apt-get build-dep PACKAGE``), one at a time.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -105,29 +106,30 @@ def main(argv: list[str] | None = None) -> int:
     levels = [p.level.name for p in profiles]
     console = Console()
     results: dict[str, dict[str, Measurement]] = {}
-    with tempfile.TemporaryDirectory(prefix="hwcapdeb-bench-") as scratch:
-        for name in names:
-            dsc = corpus.fetch(name)
-            row: dict[str, Measurement] = {}
-            for kind, convert, tests in (
-                ("original", False, "none"),
-                ("off", True, "none"),
-                ("on", True, "all"),
-            ):
-                out = Path(scratch) / name / kind
-                job = BuildJob(
-                    source=dsc,
-                    profiles=profiles,
-                    out_dir=out,
-                    jobs=args.jobs,
-                    variant_tests=tests,
-                    convert=convert,
-                    variant_env=corpus.VARIANT_ENV.get(name, ()),
-                )
-                row[kind] = measure(job, Timeline() if convert else None)
-                status = row[kind].error or f"{row[kind].seconds:.1f}s"
-                console.print(f"[dim]{name} {kind}: {status}[/]", highlight=False)
-            results[name] = row
+    scratch = tempfile.mkdtemp(prefix="hwcapdeb-bench-")
+    # The builds' outputs stay in scratch when one fails: its logs are there.
+    for name in names:
+        dsc = corpus.fetch(name)
+        row: dict[str, Measurement] = {}
+        for kind, convert, tests in (
+            ("original", False, "none"),
+            ("off", True, "none"),
+            ("on", True, "all"),
+        ):
+            out = Path(scratch) / name / kind
+            job = BuildJob(
+                source=dsc,
+                profiles=profiles,
+                out_dir=out,
+                jobs=args.jobs,
+                variant_tests=tests,
+                convert=convert,
+                variant_env=corpus.VARIANT_ENV.get(name, ()),
+            )
+            row[kind] = measure(job, Timeline() if convert else None)
+            status = row[kind].error or f"{row[kind].seconds:.1f}s"
+            console.print(f"[dim]{name} {kind}: {status}[/]", highlight=False)
+        results[name] = row
 
     table = Table(
         title=f"build cost, {' + '.join(levels)}, dpkg-buildpackage -j{args.jobs}",
@@ -169,7 +171,11 @@ def main(argv: list[str] | None = None) -> int:
         for kind, m in row.items():
             if m.error:
                 console.print(f"{name} ({kind}): {m.error}", highlight=False)
-    return 1 if failed else 0
+    if failed:
+        console.print(f"logs of the failed builds: {scratch}", highlight=False)
+        return 1
+    shutil.rmtree(scratch, ignore_errors=True)
+    return 0
 
 
 def _secs(m: Measurement) -> str:
