@@ -79,6 +79,10 @@ class SbuildSettings:
     variant_make_vars: tuple[str, ...] = ()
     variant_env: tuple[str, ...] = ()
     package_options: str | None = None  # absolute path of a per-package deb822 file
+    # where unshare mode unpacks each chroot (None: sbuild's /tmp); a tmpfs such as
+    # /dev/shm makes unpacking and removing the chroot fast (measured: 100 s -> 48 s
+    # for a small package, most of it the removal)
+    tmpdir: str | None = None
 
     def command(self) -> list[str]:
         return list(self.hwcapdeb) or hwcapdeb_command()
@@ -137,7 +141,10 @@ def render(settings: SbuildSettings) -> str:
         f"$chroot_mode = '{settings.chroot_mode}';",
     ]
     if settings.distribution:
-        lines.append(f"$distribution = '{settings.distribution}';")
+        lines.append(f"$distribution = {perl_string(settings.distribution)};")
+    if settings.tmpdir:
+        template = f"{settings.tmpdir.rstrip('/')}/tmp.sbuild.XXXXXXXXXX"
+        lines.append(f"$unshare_tmpdir_template = {perl_string(template)};")
     lines += [
         "# hook output (hwcapdeb's findings) goes into the build log",
         "$log_external_command_output = 1;",

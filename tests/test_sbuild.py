@@ -461,3 +461,12 @@ def test_fetched_tar_is_extracted_inside_dest_only(tmp_path: Path) -> None:
     assert (dest / "x_1.dsc").read_bytes() == b"ok"
     assert sorted(p.name for p in dest.iterdir()) == ["x_1.dsc"]
     assert not (tmp_path / "escape").exists()
+
+
+def test_snippet_can_put_chroots_on_a_tmpfs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sbuild-config", "--tmpdir", str(tmp_path)]) == 0
+    line = f"$unshare_tmpdir_template = '{tmp_path}/tmp.sbuild.XXXXXXXXXX';"
+    assert line in capsys.readouterr().out.splitlines()
+    assert main(["sbuild-config", "--tmpdir", str(tmp_path / "absent")]) == 2

@@ -29,6 +29,12 @@ from hwcapdeb.sbuildrc import RcFinding, SbuildSettings, check_rc, read_rc, rend
 )
 @click.option("--no-verify", is_flag=True, help="Leave out the post-build verify hook.")
 @click.option(
+    "--tmpdir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Unpack unshare chroots under this directory (a tmpfs such as /dev/shm is much "
+    "faster than disk).",
+)
+@click.option(
     "--layout",
     type=click.Choice(["inline", "split"]),
     default="inline",
@@ -77,6 +83,7 @@ def command(
     dist: str | None,
     chroot_mode: str,
     no_verify: bool,
+    tmpdir: Path | None,
     layout: str,
     make_vars: tuple[str, ...],
     variant_env: tuple[str, ...],
@@ -109,6 +116,7 @@ def command(
         variant_make_vars=make_vars,
         variant_env=variant_env,
         package_options=str(package_options.resolve()) if package_options else None,
+        tmpdir=str(tmpdir.resolve()) if tmpdir else None,
     )
     if check_file is None:
         click.echo(render(settings), nl=False)
