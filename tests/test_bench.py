@@ -306,3 +306,23 @@ def test_variant_without_soname_link_is_not_a_variant(tmp_path: Path) -> None:
 
     with pytest.raises(InputError, match="no glibc-hwcaps variant"):
         run_bench([root], ["/bin/true"], FAST)
+
+
+def test_convert_drop_applies_the_verdict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`hwcapdeb convert --drop LEVEL`: the dropped level is not in the converted package."""
+    from hwcapdeb.convert import load_manifest
+
+    src = tmp_path / "vecmath"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "examples" / "vecmath", src)
+    all_levels = "x86-64-v2,x86-64-v3,x86-64-v4"
+    assert main(["convert", str(src), "--profile", all_levels, "--drop", "x86-64-v2"]) == 0
+    manifest = load_manifest(src)
+    assert manifest is not None and manifest["profiles"] == ["x86-64-v3", "x86-64-v4"]
+    capsys.readouterr()
+    assert main(["convert", str(src), "--profile", "x86-64-v3", "--drop", "x86-64-v9"]) == 2
+    assert main(["convert", str(src), "--profile", "x86-64-v3", "--drop", "x86-64-v3"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "no profile given builds that level" in err[0]
+    assert "leaves no profile to build" in err[1]

@@ -44,6 +44,14 @@ from hwcapdeb.profiles import ProfileRegistry, check_profile
     metavar="NAME=VALUE",
     help="Set NAME=VALUE in each variant build's environment (repeatable).",
 )
+@click.option(
+    "--drop",
+    "drop",
+    multiple=True,
+    metavar="LEVEL",
+    help="Leave out LEVEL's profile (repeat or comma-separate), e.g. what "
+    "'hwcapdeb bench' dropped.",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Name every file written.")
 def command(
     src_dir: Path,
@@ -53,6 +61,7 @@ def command(
     version_suffix: str | None,
     make_vars: tuple[str, ...],
     variant_env: tuple[str, ...],
+    drop: tuple[str, ...],
     verbose: bool,
 ) -> None:
     """Convert the Debian source package in SRC_DIR (only debian/ changes).
@@ -62,6 +71,10 @@ def command(
     Converting again with the same options changes nothing.
     """
     resolved = ProfileRegistry().resolve_many(list(profiles))
+    if drop:
+        from hwcapdeb.bench import drop_levels  # the bench verdict, applied
+
+        resolved = drop_levels(resolved, drop)
     options = ConvertOptions(
         tuple(resolved),
         layout=layout,
