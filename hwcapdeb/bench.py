@@ -560,6 +560,7 @@ class BenchReport:
         return {
             "command": self.command,
             "program": str(self.program.executable),
+            "program_origin": self.program.origin,
             "loader": self.loader,
             "cpu": self.cpu,
             "metric": o.metric,
@@ -635,6 +636,13 @@ class _Bench:
             )
         return run, pid
 
+    def shown(self, path: Path) -> str:
+        """A path for the report: PACKAGE:/usr/lib/... inside an unpacked .deb (a scratch dir)."""
+        for tree in self.layout.trees:
+            if tree.origin.is_file() and path.is_relative_to(tree.root):
+                return f"{tree.name}:/{path.relative_to(tree.root)}"
+        return str(path)
+
     def proving_run(self, result: VariantResult) -> Run:
         """The warm-up run with LD_DEBUG=libs: records and checks the files mapped."""
         log_base = self.scratch / f"ld-{result.level}"
@@ -648,7 +656,7 @@ class _Bench:
         for soname, want in expected.items():
             got = next((p for p in mapped if p.name == soname), None)
             if got is not None:
-                result.loaded[soname] = str(got)
+                result.loaded[soname] = self.shown(got)
                 if not _same_file(got, want):
                     result.status, result.verdict = FAILED, DROP
                     result.reason = f"the loader mapped {got} instead of {want}"

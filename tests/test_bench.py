@@ -248,7 +248,10 @@ def test_deb_input_json_and_profiles_file(tmp_path: Path, tree: Path,
     rows = {v["level"]: v for v in doc["variants"]}
     assert set(rows) == {"baseline", "x86-64-v2"}
     assert rows["x86-64-v2"]["verdict"] == "drop"
-    assert "/glibc-hwcaps/x86-64-v2/" in rows["x86-64-v2"]["loaded"]["libhwtest.so.1"]
+    # paths inside the unpacked .deb are shown as PACKAGE:/path
+    assert rows["x86-64-v2"]["loaded"]["libhwtest.so.1"] == \
+        f"libhwtest1:/{LIBDIR}/glibc-hwcaps/x86-64-v2/libhwtest.so.1"
+    assert rows["baseline"]["loaded"]["libhwtest.so.1"] == f"libhwtest1:/{LIBDIR}/libhwtest.so.1"
     assert doc["program"].endswith("/usr/bin/hwprog")  # the package's own program
     assert read_profiles(profiles) == []
 
