@@ -451,7 +451,9 @@ def speedup_interval(base: Sequence[float], variant: Sequence[float], *, confide
     """median(base) / median(variant), with a paired percentile-bootstrap interval.
 
     ``base[i]`` and ``variant[i]`` come from the same round; each resample
-    draws whole rounds, so what a round shares (drift) stays shared.
+    draws whole rounds, so what a round shares (drift) stays shared.  Written
+    with the standard library: a percentile bootstrap is a few lines, and
+    scipy (whose ``stats.bootstrap`` does it) would be a heavy new dependency.
     """
     if len(base) != len(variant) or not base:
         raise ValueError("need the same, non-zero number of paired samples")
