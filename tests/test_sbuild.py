@@ -470,3 +470,32 @@ def test_snippet_can_put_chroots_on_a_tmpfs(
     line = f"$unshare_tmpdir_template = '{tmp_path}/tmp.sbuild.XXXXXXXXXX';"
     assert line in capsys.readouterr().out.splitlines()
     assert main(["sbuild-config", "--tmpdir", str(tmp_path / "absent")]) == 2
+
+
+def test_archive_check_uses_the_chroot_tarball_mirror(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from hwcapdeb.build.sbuild import chroot_mirror
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    sources = b"# made by mmdebstrap\ndeb [arch=amd64] http://127.0.0.1:9/debian bookworm main\n"
+    with tarfile.open(cache / "bookworm-amd64.tar.gz", "w:gz") as tar:
+        info = tarfile.TarInfo("./etc/apt/sources.list")
+        info.size = len(sources)
+        tar.addfile(info, io.BytesIO(sources))
+    assert chroot_mirror(cache / "bookworm-amd64.tar.gz") == "http://127.0.0.1:9/debian"
+    subuid, subgid = subid_files(tmp_path, "root:100000:65536\n")
+    path = tool_dir(tmp_path, "sbuild", "dpkg-source", "newuidmap")
+    pre = Preflight(
+        dist="bookworm",
+        arch="amd64",
+        path=path,
+        user="root",
+        subuid=subuid,
+        subgid=subgid,
+        cache=cache,
+    )
+    with pytest.raises(MissingToolError, match=r"cannot reach the Debian archive at http://127\."):
+        preflight(pre)

@@ -37,6 +37,8 @@ from hwcapdeb.tools import TOOL_PACKAGES, find_tool, run
 #: sbuild's own place for unshare-mode chroot tarballs (sbuild(1), --chroot-mode=unshare)
 DEFAULT_CACHE = Path("~/.cache/sbuild")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
+#: Preflight.mirror: take the archive from the chroot tarball
+AUTO = "auto"
 #: an unshare chroot maps 65536 ids (uid 0..65535 inside)
 NEEDED_IDS = 65536
 
@@ -119,6 +121,22 @@ def mmdebstrap_command(
     ]
 
 
+def chroot_mirror(tarball: Path) -> str | None:
+    """The first ``deb`` URI of the tarball's /etc/apt/sources.list (None if unreadable)."""
+    # GNU tar detects the compression itself; --occurrence stops at the file
+    # (near the start of an mmdebstrap tarball) instead of reading 150 MB.
+    result = run(["tar", "-xOf", tarball, "--occurrence=1", "./etc/apt/sources.list"], check=False)
+    if result.returncode != 0:
+        return None
+    for line in result.stdout.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "deb":
+            uri = next((w for w in words[1:] if not w.startswith("[")), None)
+            if uri and uri.startswith(("http://", "https://")):
+                return uri
+    return None
+
+
 def check_archive(mirror: str, dist: str, *, timeout: float = 10.0) -> None:
     """The archive sbuild installs build-dependencies from answers (its InRelease file)."""
     url = f"{mirror.rstrip('/')}/dists/{dist}/InRelease"
@@ -150,7 +168,9 @@ class Preflight:
     subuid: Path = Path("/etc/subuid")
     subgid: Path = Path("/etc/subgid")
     cache: Path = DEFAULT_CACHE
-    mirror: str | None = DEFAULT_MIRROR  # None: skip the network check
+    # the archive to check: AUTO reads it from the chroot tarball's sources.list
+    # (deb.debian.org if that fails); None skips the network check
+    mirror: str | None = AUTO
     need_tarball: bool = True
 
 
@@ -172,7 +192,7 @@ def preflight(p: Preflight) -> None:
         elif (
             p.need_tarball and p.chroot is None and chroot_tarball(p.dist, p.arch, p.cache) is None
         ):
-            mirror = p.mirror or DEFAULT_MIRROR
+            mirror = p.mirror if p.mirror not in (None, AUTO) else DEFAULT_MIRROR
             command = shlex.join(mmdebstrap_command(p.dist, p.arch, p.cache, mirror))
             raise MissingToolError(
                 f"no {p.dist}-{p.arch} chroot tarball in {p.cache}",
@@ -180,7 +200,16 @@ def preflight(p: Preflight) -> None:
                 if shutil.which("mmdebstrap", path=p.path)
                 else f"install mmdebstrap ('apt-get install mmdebstrap'), then run '{command}'",
             )
-    if p.mirror:
+    if p.mirror == AUTO:
+        tarball = None
+        if p.chroot_mode == "unshare":
+            tarball = (
+                Path(p.chroot).expanduser()
+                if p.chroot and Path(p.chroot).expanduser().is_file()
+                else chroot_tarball(p.dist, p.arch, p.cache)
+            )
+        check_archive((tarball and chroot_mirror(tarball)) or DEFAULT_MIRROR, p.dist)
+    elif p.mirror:
         check_archive(p.mirror, p.dist)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from hwcapdeb.build.dpkg import host_arch
-from hwcapdeb.build.sbuild import DEFAULT_MIRROR, Preflight, _host_codename, preflight
+from hwcapdeb.build.sbuild import AUTO, Preflight, _host_codename, preflight
 from hwcapdeb.errors import HwcapdebError, UsageError
 from hwcapdeb.profiles import ProfileRegistry
 from hwcapdeb.sbuildrc import RcFinding, SbuildSettings, check_rc, read_rc, render
@@ -72,9 +72,9 @@ from hwcapdeb.sbuildrc import RcFinding, SbuildSettings, check_rc, read_rc, rend
 )
 @click.option(
     "--mirror",
-    default=DEFAULT_MIRROR,
+    default=AUTO,
     show_default=True,
-    help="Archive the check expects to reach.",
+    help="Archive the check expects to reach ('auto': the chroot tarball's).",
 )
 @click.pass_context
 def command(
