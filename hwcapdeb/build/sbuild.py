@@ -151,7 +151,8 @@ def check_archive(mirror: str, dist: str, *, timeout: float = 10.0) -> None:
     raise MissingToolError(
         f"cannot reach the Debian archive at {url} ({reason}); sbuild installs the "
         "build-dependencies from it",
-        hint="check the network or proxy, or point --mirror at a reachable mirror",
+        hint="check the network or proxy (the mirror is the one the chroot tarball's "
+        "sources.list names: recreate the tarball with a reachable one if needed)",
     )
 
 
