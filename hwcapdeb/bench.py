@@ -22,6 +22,7 @@ ratio of medians, baseline over variant, with a paired bootstrap interval
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import re
@@ -48,7 +49,10 @@ from hwcapdeb.tools import find_tool
 #: bumped when the --json document changes incompatibly
 BENCH_JSON_VERSION = 1
 
-INTERVAL_METHOD = "paired bootstrap (percentile) over rounds"
+INTERVAL_METHOD = (
+    "paired bootstrap (percentile) over rounds, widened to the sign-test interval of the "
+    "per-round ratios"
+)
 
 # per-variant statuses
 MEASURED = "measured"
@@ -444,6 +448,7 @@ class Interval:
     low: float
     high: float
     confidence: float
+    coverage: float = 1.0  # what the distribution-free part can guarantee with these rounds
 
 
 def speedup_interval(base: Sequence[float], variant: Sequence[float], *, confidence: float = 0.95,
@@ -474,7 +479,33 @@ def speedup_interval(base: Sequence[float], variant: Sequence[float], *, confide
     alpha = (1 - confidence) / 2
     low = ratios[int(alpha * (resamples - 1))]
     high = ratios[round((1 - alpha) * (resamples - 1))]
-    return Interval(point, low, high, confidence)
+    # with few rounds the bootstrap is overconfident (3 rounds give a handful of distinct
+    # resamples): never report less than the distribution-free interval of the rounds' ratios
+    sign_low, sign_high, coverage = sign_interval(
+        [b / v for b, v in zip(base, variant, strict=True)], confidence
+    )
+    return Interval(point, min(low, sign_low), max(high, sign_high), confidence, coverage)
+
+
+def sign_interval(ratios: Sequence[float], confidence: float) -> tuple[float, float, float]:
+    """Distribution-free interval for the median of paired ratios (sign test order statistics).
+
+    Returns (low, high, coverage): the k-th smallest and k-th largest ratio for
+    the largest k whose binomial(n, 1/2) tail stays within (1 - confidence)/2.
+    Below 6 rounds even min..max covers less than 95%: ``coverage`` says how much.
+    """
+    ordered = sorted(ratios)
+    n = len(ordered)
+    alpha = (1 - confidence) / 2
+    k, tail = 1, 0.0
+    for j in range(1, n // 2 + 1):
+        tail_j = sum(math.comb(n, i) for i in range(j)) / 2**n  # P(X < j)
+        if tail_j > alpha:
+            break
+        k, tail = j, tail_j
+    if tail == 0.0:  # not even min..max reaches the confidence
+        tail = 1 / 2**n
+    return ordered[k - 1], ordered[n - k], 1 - 2 * tail
 
 
 # -- the benchmark --------------------------------------------------------------------
@@ -812,7 +843,13 @@ def _decide(results: dict[str, VariantResult], options: BenchOptions) -> None:
             continue
         iv = result.interval
         shown = f"speedup {iv.point:.3f} [{iv.low:.3f}, {iv.high:.3f}]"
-        if iv.low >= options.min_speedup:
+        if iv.coverage < options.confidence:
+            result.verdict = DROP
+            result.reason = (
+                f"{shown}: {options.rounds} rounds cannot give a {options.confidence:.0%} "
+                f"interval (at most {iv.coverage:.0%}); rerun with more --rounds"
+            )
+        elif iv.low >= options.min_speedup:
             result.verdict = KEEP
             result.reason = f"{shown}: lower bound clears --min-speedup {options.min_speedup:g}"
         else:

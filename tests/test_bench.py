@@ -263,6 +263,12 @@ def test_speedup_interval_and_profiles_roundtrip(tmp_path: Path) -> None:
     assert iv.point == pytest.approx(2.0) and iv.low == pytest.approx(2.0)
     same = speedup_interval(base, list(reversed(base)), resamples=200)
     assert same.low <= 1.0 <= same.high
+    # few rounds: the bootstrap alone would be overconfident; the sign-test part says so
+    from hwcapdeb.bench import sign_interval
+
+    assert sign_interval([1.0, 1.1, 0.9], 0.95) == (0.9, 1.1, 0.75)
+    assert sign_interval([float(i) for i in range(1, 11)], 0.95)[:2] == (2.0, 9.0)
+    assert speedup_interval(base[:3], twice[:3], resamples=50).coverage < 0.95
     text = "\n".join([
         "  1234:\tfind library=libhwtest.so.1 [0]; searching",
         "  1234:\t  trying file=/a/glibc-hwcaps/x86-64-v3/libhwtest.so.1",
