@@ -221,8 +221,8 @@ def test_real_loader_picks_best_variant(vecmath: tuple[Built, Built]) -> None:
 def test_variant_tests_policy_and_progress_lines(tmp_path: Path) -> None:
     tree = copy_example(tmp_path, "none")
     convert(tree, "-p", "x86-64-v3", "--layout", "split")
-    # parallel=2: the variant builds run beside the baseline build
-    built = build(tree, {"HWCAPDEB_VARIANT_TESTS": "none", "DEB_BUILD_OPTIONS": "parallel=2"})
+    # HWCAPDEB_VARIANT_JOBS=2: the variant builds run beside the baseline build
+    built = build(tree, {"HWCAPDEB_VARIANT_TESTS": "none", "HWCAPDEB_VARIANT_JOBS": "2"})
     assert "hwcapdeb: x86-64-v3: tests skipped: HWCAPDEB_VARIANT_TESTS=none" in built.log
     assert "hwcapdeb: x86-64-v3: build done" in built.log
     log = (tree / "debian/hwcapdeb/logs/x86-64-v3.log").read_text()
