@@ -417,6 +417,11 @@ def _profile_context(profile: Profile) -> dict[str, Any]:
         "cflags": " ".join(cflags),
         "ldflags": " ".join(ldflags),
         "qemu_cpu": profile.level.qemu_cpu,
+        # levels a marker of this variant must not name (the loader would refuse
+        # the file on CPUs of this level)
+        "levels_above": " ".join(
+            lv.name for lv in architecture(profile.arch).levels if lv.rank > profile.level.rank
+        ),
     }
 
 

@@ -420,3 +420,46 @@ def test_variant_install_sequence_stops_after_dh_auto_install(vecmath: tuple[Bui
             "dh_shlibdeps",
         ):
             assert helper not in log, (level, helper)
+
+
+def _with_dispatched_avx2_object(tree: Path) -> None:
+    """Like libb2/--enable-fat: the package compiles one object with its own -mavx2."""
+    (tree / "src" / "fast_avx2.c").write_text(
+        '__attribute__((visibility("hidden"))) int vm_fast_avx2(const int *a) {\n'
+        "    int s = 0;\n    for (int i = 0; i < 64; i++) s += a[i];\n    return s;\n}\n"
+    )
+    makefile = tree / "Makefile"
+    text = makefile.read_text()
+    text = text.replace(
+        "$(REALNAME): vecmath.pic.o\n",
+        "fast_avx2.pic.o: src/fast_avx2.c\n"
+        "\t$(CC) $(CPPFLAGS) $(CFLAGS) -O3 -mavx2 -fPIC -c -o $@ $<\n\n"
+        "$(REALNAME): vecmath.pic.o fast_avx2.pic.o\n",
+    )
+    makefile.write_text(text)
+
+
+def test_marker_above_the_variants_level_fails_loudly(tmp_path: Path) -> None:
+    """-mneeded marks the package's own -mavx2 object v3: a v2 file glibc refuses on v2 CPUs."""
+    tree = copy_example(tmp_path, "fat")
+    _with_dispatched_avx2_object(tree)
+    convert(tree, "-p", "x86-64-v2")
+    built = build(tree, {"DEB_BUILD_OPTIONS": "nocheck"}, check=False)
+    assert "hwcapdeb: error: x86-64-v2:" in built.log
+    assert "carries an ISA marker for x86-64-v3" in built.log
+    assert not list(tmp_path.glob("fat/*.deb"))
+
+
+def test_link_time_marker_profile_builds_such_packages(tmp_path: Path) -> None:
+    """A user profile that marks at link time (-Wl,-z,x86-64-v2) gives exactly the v2 marker."""
+    tree = copy_example(tmp_path, "fatok")
+    _with_dispatched_avx2_object(tree)
+    profile = tmp_path / "v2-link-marker.json"
+    profile.write_text(
+        '{"name": "v2-link-marker", "arch": "amd64", "level": "x86-64-v2",'
+        ' "flags": {"gcc": {"cflags": ["-march=x86-64-v2"], "ldflags": ["-Wl,-z,x86-64-v2"]}}}'
+    )
+    convert(tree, "-p", str(profile))
+    built = build(tree, {"DEB_BUILD_OPTIONS": "nocheck"})
+    variant = hwcaps_dir(built.unpack("libvecmath1"), "x86-64-v2") / "libvecmath.so.1"
+    assert read_elf(variant.resolve()).isa_needed == 0x2  # exactly v2: loadable on v2 CPUs
