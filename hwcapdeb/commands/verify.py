@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -79,7 +80,8 @@ def command(paths: tuple[Path, ...], cpus: tuple[str, ...], arch_name: str | Non
         for finding in report.findings:
             click.echo(finding.lintian_line())
         if show_matrix:
-            console = Console()
+            # logs (sbuild, CI) are not terminals: do not cut the CPU labels at 80 columns
+            console = Console() if sys.stdout.isatty() else Console(width=200)
             console.print(_matrix_table(report))
             console.print(_size_table(report))
         if not report.libraries:
