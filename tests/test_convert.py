@@ -254,7 +254,7 @@ def test_generated_scripts_are_posix_sh(src: Path, capsys: pytest.CaptureFixture
     code = [ln for ln in text.splitlines() if not ln.lstrip().startswith("#")]
     assert not [ln for ln in code if "python" in ln]  # build chroots have no python3
     for level in ("x86-64-v2", "x86-64-v3", "x86-64-v4"):
-        assert f"{level}) echo '-march={level} -mneeded' ;;" in text
+        assert f"{level}) echo '-march={level} -Wl,-z,{level}' ;;" in text
 
 
 def test_converted_tree_makes_a_source_package(

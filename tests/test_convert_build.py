@@ -117,8 +117,8 @@ def test_variants_installed_with_soname_links(vecmath: tuple[Built, Built]) -> N
         assert os.readlink(d / "libvecmath.so.1") == "libvecmath.so.1.0.0"
         facts = read_elf(d / "libvecmath.so.1.0.0")
         assert facts.soname == "libvecmath.so.1"
-        # gcc -march=<level> -mneeded: cumulative marker bits of exactly this level
-        assert facts.isa_needed == AMD64.level(level).marker_bits, level
+        # the profiles mark at link time (-Wl,-z,<level>): exactly this level's bit
+        assert facts.isa_needed == AMD64.level(level).marker_bit, level
         assert f"hwcapdeb: {level}: installed 1 libraries into libvecmath1" in conv.log
     baseline = read_elf(root / f"usr/lib/{TRIPLET}/libvecmath.so.1.0.0")
     assert not baseline.isa_needed  # the baseline build is unchanged: no marker
@@ -176,7 +176,7 @@ def test_maintainer_flags_kept_and_level_flags_appended(vecmath: tuple[Built, Bu
         # plus the profile's flags (dpkg 1.21 puts DEB_CFLAGS_APPEND before MAINT_APPEND;
         # a maintainer -march would win, which the install step's marker check catches)
         assert "-fstack-protector-strong" in line and "-fPIC" in line
-        assert f"-march={level} -mneeded -Wall" in line
+        assert f"-march={level} -Wl,-z,{level} -Wall" in line
         # the variant's own test suite ran with the variant library
         assert f"vecmath tests (library built for {level}): all passed" in log
 
@@ -314,7 +314,7 @@ def test_zlib_non_dh_rules(zlib_source: Path, tmp_path: Path) -> None:
     for level in ("x86-64-v3", "x86-64-v4"):
         d = hwcaps_dir(root, level, f"lib/{TRIPLET}")
         assert sorted(p.name for p in d.iterdir()) == sorted(["libz.so.1", real])
-        assert read_elf(d / real).isa_needed == AMD64.level(level).marker_bits
+        assert read_elf(d / real).isa_needed == AMD64.level(level).marker_bit
     for name in ("shlibs", "symbols", "triggers"):
         assert conv.control("zlib1g", name) == plain.control("zlib1g", name), name
     dev = conv.unpack("zlib1g-dev")
@@ -443,23 +443,23 @@ def test_marker_above_the_variants_level_fails_loudly(tmp_path: Path) -> None:
     """-mneeded marks the package's own -mavx2 object v3: a v2 file glibc refuses on v2 CPUs."""
     tree = copy_example(tmp_path, "fat")
     _with_dispatched_avx2_object(tree)
-    convert(tree, "-p", "x86-64-v2")
+    profile = tmp_path / "v2-mneeded.json"
+    profile.write_text(
+        '{"name": "v2-mneeded", "arch": "amd64", "level": "x86-64-v2",'
+        ' "flags": {"gcc": {"cflags": ["-march=x86-64-v2", "-mneeded"], "ldflags": []}}}'
+    )
+    convert(tree, "-p", str(profile))
     built = build(tree, {"DEB_BUILD_OPTIONS": "nocheck"}, check=False)
     assert "hwcapdeb: error: x86-64-v2:" in built.log
     assert "carries an ISA marker for x86-64-v3" in built.log
     assert not list(tmp_path.glob("fat/*.deb"))
 
 
-def test_link_time_marker_profile_builds_such_packages(tmp_path: Path) -> None:
-    """A user profile that marks at link time (-Wl,-z,x86-64-v2) gives exactly the v2 marker."""
+def test_builtin_profiles_build_such_packages(tmp_path: Path) -> None:
+    """The built-in profiles mark at link time (-Wl,-z,x86-64-v2): exactly the v2 marker."""
     tree = copy_example(tmp_path, "fatok")
     _with_dispatched_avx2_object(tree)
-    profile = tmp_path / "v2-link-marker.json"
-    profile.write_text(
-        '{"name": "v2-link-marker", "arch": "amd64", "level": "x86-64-v2",'
-        ' "flags": {"gcc": {"cflags": ["-march=x86-64-v2"], "ldflags": ["-Wl,-z,x86-64-v2"]}}}'
-    )
-    convert(tree, "-p", str(profile))
+    convert(tree, "-p", "x86-64-v2")
     built = build(tree, {"DEB_BUILD_OPTIONS": "nocheck"})
     variant = hwcaps_dir(built.unpack("libvecmath1"), "x86-64-v2") / "libvecmath.so.1"
     assert read_elf(variant.resolve()).isa_needed == 0x2  # exactly v2: loadable on v2 CPUs
