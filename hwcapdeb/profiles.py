@@ -86,7 +86,7 @@ class Level:
 
     @property
     def marker_bits(self) -> int:
-        """Cumulative GNU_PROPERTY_X86_ISA_1_NEEDED bits gcc -mneeded emits for this level."""
+        """Cumulative GNU_PROPERTY_X86_ISA_1_NEEDED bits (what gcc -mneeded emits; -z gives one)."""
         return (1 << self.rank + 1) - 1 if self.marker_bit is not None else 0
 
 

@@ -354,7 +354,7 @@ def check_marker(arch: Architecture, build: Build, add: Any) -> None:
     if bits is None:
         add("warning", "isa-marker-mismatch", build.package, build.relpath,
             f"no ISA marker: the {level.name} flags may not have reached the compiler "
-            f"(build with -march={level.name} -mneeded or link with -Wl,-z,{level.name})")
+            f"(link with -Wl,-z,{level.name}, as hwcapdeb's profiles do)")
     elif rank > level.rank:
         add("error", "isa-marker-mismatch", build.package, build.relpath,
             f"ISA marker needs {names}, above glibc-hwcaps/{level.name}: glibc picks this "
