@@ -12,7 +12,7 @@ setup:
 
 example: setup
 	.venv/bin/hwcapdeb build examples/vecmath --profile $(PROFILES) --out $(OUT)
-	.venv/bin/hwcapdeb verify $(OUT)/*.changes
+	.venv/bin/hwcapdeb verify --matrix $(OUT)/*.changes
 
 test: setup
 	.venv/bin/ruff check hwcapdeb tests benchmarks
