@@ -21,12 +21,14 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from hwcapdeb.buildjob import BuildJob, run_job
-from hwcapdeb.elf import is_elf, read_elf
-from hwcapdeb.profiles import ProfileRegistry
+from hwcapdeb.elf import is_elf, isa_needed_rank, read_elf
+from hwcapdeb.probe import probe
+from hwcapdeb.profiles import ProfileRegistry, architecture
 from tests import corpus
 
 LOADER = "/lib64/ld-linux-x86-64.so.2"
 LEVELS = ("x86-64-v2", "x86-64-v3", "x86-64-v4")
+AMD64 = architecture("amd64")
 
 #: level the CPU is taken down to -> GLIBC_TUNABLES hwcaps mask that does it
 MASKS: dict[str, str | None] = {
@@ -150,6 +152,21 @@ def test_corpus_package(name: str, tmp_path: Path, machine_levels: None) -> None
             assert os.path.normpath(chosen) == os.path.normpath(expected), (
                 f"{soname} with mask {mask}: loader chose {chosen}, expected {expected}"
             )
+        for level in LEVELS:
+            # the marker names exactly the level: one above it makes glibc refuse the
+            # file on CPUs of that level (a package's own -mavx2 dispatch objects did)
+            facts = read_elf((libdir / "glibc-hwcaps" / level / soname).resolve())
+            assert isa_needed_rank(facts.isa_needed) == AMD64.level(level).rank, (
+                f"{soname} {level}: ISA marker {facts.isa_needed_names}"
+            )
+        for level in ("x86-64-v2", "x86-64-v3"):
+            # the real loader, on an emulated CPU of exactly that level, loads the variant
+            result = probe(soname, library_path=[libdir], qemu_cpu=AMD64.level(level).qemu_cpu)
+            expected = libdir / "glibc-hwcaps" / level / soname
+            assert result.error is None and result.path is not None, (
+                f"{soname} under qemu {AMD64.level(level).qemu_cpu}: {result.error}"
+            )
+            assert os.path.normpath(result.path) == os.path.normpath(expected)
         v3 = (libdir / "glibc-hwcaps" / "x86-64-v3" / soname).resolve()
         assert text_bytes(v3) != text_bytes((libdir / soname).resolve()), (
             f"{soname}: the x86-64-v3 build has the same code as the baseline"
