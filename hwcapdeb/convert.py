@@ -13,6 +13,12 @@ show the exact diff and nothing is written when a check fails.  Every file
 changed is recorded in debian/hwcapdeb/manifest.json with its hash; revert
 restores the originals byte for byte (modes too) and refuses if a generated
 file was edited since.
+
+A file that is a symbolic link (debian/rules pointing to a shared rules file,
+say) is replaced by a regular file, and its stored original is a link to the
+same file (the target rewritten for the link's new directory): the wrapper
+still includes the maintainer's rules, which stay editable in one place, and
+revert puts back the link with its target exactly as written.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import email.utils
 import hashlib
 import json
 import os
+import posixpath
 import re
 import shutil
 import time
@@ -55,8 +62,11 @@ _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=[^'\"\n\\`$]*$")
 
 @dataclass(frozen=True)
 class FileState:
+    """A regular file, or with ``link`` set a symbolic link (data and mode unused)."""
+
     data: bytes
     mode: int
+    link: str | None = None
 
 
 @dataclass
@@ -79,6 +89,13 @@ class Plan:
         """A unified diff (like debdiff) from the tree on disk to the plan."""
         out: list[str] = []
         for rel, (old, new) in self.changes().items():
+            # a link is no text to diff: it is said in a line of its own
+            if old and old.link is not None:
+                out.append(f"deleted symlink {rel} -> {old.link}\n")
+                old = None
+            if new and new.link is not None:
+                out.append(f"new symlink {rel} -> {new.link}\n")
+                new = None
             old_lines = _lines(old)
             new_lines = _lines(new)
             out.extend(
@@ -102,11 +119,19 @@ class Plan:
                 if path.is_file() or path.is_symlink():
                     path.unlink()
                 continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if path.is_symlink():
-                path.unlink()
-            path.write_bytes(new.data)
-            os.chmod(path, new.mode)
+            _write(path, new)
+
+
+def _write(path: Path, state: FileState) -> None:
+    """Make ``path`` be ``state``; never writes through a link that is there."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink() or (state.link is not None and path.exists()):
+        path.unlink()
+    if state.link is not None:
+        path.symlink_to(state.link)
+        return
+    path.write_bytes(state.data)
+    os.chmod(path, state.mode)
 
 
 def _lines(state: FileState | None) -> list[str]:
@@ -116,6 +141,8 @@ def _lines(state: FileState | None) -> list[str]:
 
 
 def _state(path: Path) -> FileState | None:
+    if path.is_symlink():
+        return FileState(b"", 0, os.readlink(path))
     if not path.is_file():
         return None
     return FileState(path.read_bytes(), path.stat().st_mode & 0o7777)
@@ -125,11 +152,32 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _record(state: FileState) -> dict[str, str]:
+    """How the manifest identifies a file conversion wrote: its hash, or a link's target."""
+    return {"sha256": _sha256(state.data)} if state.link is None else {"link": state.link}
+
+
+def _matches(state: FileState | None, entry: dict[str, Any]) -> bool:
+    if state is None:
+        return False
+    if "link" in entry:
+        return state.link == entry["link"]
+    return state.link is None and _sha256(state.data) == entry["sha256"]
+
+
+def _relink(target: str, rel: str, store: str) -> str:
+    """The target a link at ``store`` needs to reach what ``target`` reaches from ``rel``."""
+    if posixpath.isabs(target):
+        return target
+    up = posixpath.relpath(posixpath.dirname(rel) or ".", posixpath.dirname(store) or ".")
+    return posixpath.join(up, target)
+
+
 def load_manifest(root: Path) -> dict[str, Any] | None:
     """The manifest of a converted tree, None for an unconverted one."""
     path = root / MANIFEST
     if not path.is_file():
-        if (root / STATE_DIR).exists() and (root / MAINTAINER_RULES).exists():
+        if (root / STATE_DIR).exists() and _state(root / MAINTAINER_RULES) is not None:
             raise SourcePackageError(
                 f"{STATE_DIR}/ exists but has no manifest.json",
                 hint="it was not made by hwcapdeb or was damaged; restore debian/ from your VCS",
@@ -169,7 +217,28 @@ def _original_state(root: Path, manifest: dict[str, Any] | None, rel: str) -> Fi
         return _state(root / rel)
     if entry["original"] is None:
         return None
+    if "original_link" in entry:
+        return FileState(b"", 0, entry["original_link"])
     return FileState(original_reader(root, manifest)(rel) or b"", int(entry["original_mode"], 8))
+
+
+def _original_content(root: Path, manifest: dict[str, Any] | None, rel: str) -> FileState:
+    """The original text of a file conversion edits; a link's replacement gets mode 0644."""
+    state = _original_state(root, manifest, rel)
+    data = original_reader(root, manifest)(rel)
+    assert state is not None and data is not None  # read_source has read it
+    return FileState(data, 0o644 if state.link is not None else state.mode)
+
+
+def _check_links(root: Path, manifest: dict[str, Any] | None, read: Reader) -> None:
+    """A link conversion must read through that leads nowhere: say so, not 'missing'."""
+    for rel in ("debian/rules", "debian/control", "debian/changelog"):
+        state = _original_state(root, manifest, rel)
+        if state is not None and state.link is not None and read(rel) is None:
+            raise SourcePackageError(
+                f"{rel} is a symbolic link to {state.link}, which is not a file",
+                hint="fix the link, or install the package that provides its target",
+            )
 
 
 def _templates() -> jinja2.Environment:
@@ -272,6 +341,7 @@ def plan_conversion(root: Path, options: ConvertOptions) -> Plan:
     arch.require_hwcaps()
     manifest = load_manifest(root)
     read = original_reader(root, manifest)
+    _check_links(root, manifest, read)
     source = read_source(read)
     if not source.uses_debhelper:
         raise SourcePackageError(
@@ -335,8 +405,7 @@ def plan_conversion(root: Path, options: ConvertOptions) -> Plan:
         ),
     }
     if split:
-        control = _original_state(root, manifest, "debian/control")
-        assert control is not None
+        control = _original_content(root, manifest, "debian/control")
         text = control.data.decode()
         if not text.endswith("\n"):
             text += "\n"
@@ -349,8 +418,7 @@ def plan_conversion(root: Path, options: ConvertOptions) -> Plan:
             files[f"debian/{entry['name']}.lintian-overrides"] = FileState(overrides, 0o644)
     date = author = None
     if options.version_suffix:
-        changelog = _original_state(root, manifest, "debian/changelog")
-        assert changelog is not None
+        changelog = _original_content(root, manifest, "debian/changelog")
         # converting again keeps the entry's date and author: same options, same bytes
         old = (
             manifest
@@ -374,6 +442,16 @@ def plan_conversion(root: Path, options: ConvertOptions) -> Plan:
             entries[rel] = {"original": None, "sha256": _sha256(wanted.data)}
             continue
         store = MAINTAINER_RULES if rel == "debian/rules" else f"{ORIGINALS}/{rel}"
+        if original.link is not None:
+            # the store is a link to the same file, so the wrapper includes the
+            # maintainer's rules wherever they live
+            files[store] = FileState(b"", 0, _relink(original.link, rel, store))
+            entries[rel] = {
+                "original": store,
+                "original_link": original.link,
+                "sha256": _sha256(wanted.data),
+            }
+            continue
         files[store] = original if rel == "debian/rules" else FileState(original.data, 0o644)
         entries[rel] = {
             "original": store,
@@ -383,7 +461,7 @@ def plan_conversion(root: Path, options: ConvertOptions) -> Plan:
         }
     for rel, state in files.items():
         if rel.startswith(f"{STATE_DIR}/") and state is not None:
-            entries[rel] = {"original": None, "sha256": _sha256(state.data)}
+            entries[rel] = {"original": None, **_record(state)}
     # Paths a previous conversion owned and this one does not: back to original.
     for rel in (manifest or {"files": {}})["files"]:
         if rel not in files:
@@ -466,7 +544,7 @@ def plan_revert(root: Path) -> Plan:
     known = set(entries) | {MANIFEST}
     for rel, entry in entries.items():
         current = _state(root / rel)
-        if current is None or _sha256(current.data) != entry["sha256"]:
+        if not _matches(current, entry):
             what = "was removed" if current is None else "was edited"
             raise SourcePackageError(
                 f"{rel} {what} after conversion; revert would lose that change",
@@ -476,7 +554,12 @@ def plan_revert(root: Path) -> Plan:
             )
         if entry["original"]:
             stored = _state(root / entry["original"])
-            if stored is None or _sha256(stored.data) != entry["original_sha256"]:
+            kept = (
+                {"link": _relink(entry["original_link"], rel, entry["original"])}
+                if "original_link" in entry
+                else {"sha256": entry["original_sha256"]}
+            )
+            if not _matches(stored, kept):
                 raise SourcePackageError(
                     f"the stored original of {rel} ({entry['original']}) is missing or changed",
                     hint="restore debian/ from your VCS",
@@ -498,16 +581,14 @@ def plan_revert(root: Path) -> Plan:
 
 
 def revert(root: Path, *, dry_run: bool = False) -> Plan:
-    """Restore the unconverted tree exactly (contents and modes)."""
+    """Restore the unconverted tree exactly (contents, modes and symbolic links)."""
     plan = plan_revert(root)
     if not dry_run:
         # The originals live in STATE_DIR: write the restored files first.
         changes = plan.changes()
         for rel, (_, new) in changes.items():
             if new is not None:
-                path = root / rel
-                path.write_bytes(new.data)
-                os.chmod(path, new.mode)
+                _write(root / rel, new)
         for rel, (_, new) in changes.items():
             if new is None and not rel.startswith(f"{STATE_DIR}/"):
                 (root / rel).unlink()

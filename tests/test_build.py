@@ -359,6 +359,58 @@ def test_cli_converts_a_copy_and_builds(
     assert "hwcapdeb: x86-64-v3: build done" in log
 
 
+SHARED_RULES_GUARD = """\
+#ifndef TINY_SHARED_RULES
+#error "built without the maintainer's shared rules"
+#endif
+int tiny_add(int a, int b) { return a + b; }
+"""
+
+
+def test_symlinked_rules_convert_build_revert(tmp_path: Path) -> None:
+    """debian/rules a link to a shared rules file: converted in place, built by
+    dpkg-buildpackage with no hwcapdeb on PATH, every variant compiled with the
+    shared rules' flags, then reverted to the very same link."""
+    tree = make_source(
+        tmp_path / "src", rules_extra="export DEB_CFLAGS_MAINT_APPEND = -DTINY_SHARED_RULES\n"
+    )
+    (tree / "tiny.c").write_text(SHARED_RULES_GUARD)
+    (tree / "packaging").mkdir()
+    (tree / "debian" / "rules").rename(tree / "packaging" / "tiny.rules")
+    (tree / "debian" / "rules").symlink_to("../packaging/tiny.rules")
+    before = snapshot(tree)
+    assert main(["convert", str(tree), "-p", "x86-64-v2,x86-64-v3"]) == 0
+    assert not (tree / "debian" / "rules").is_symlink()
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin"
+    built = subprocess.run(
+        ["dpkg-buildpackage", "-us", "-uc", "-b"],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    log = built.stdout + built.stderr
+    assert built.returncode == 0, log[-4000:]
+    assert "hwcapdeb: x86-64-v3: build done" in log
+    listing = subprocess.run(
+        ["dpkg-deb", "-c", str(tree.parent / "libtiny1_1.0_amd64.deb")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for level in ("x86-64-v2", "x86-64-v3"):
+        assert f"/usr/lib/x86_64-linux-gnu/glibc-hwcaps/{level}/libtiny.so.1" in listing
+    assert main(["revert", str(tree)]) == 0
+    after = snapshot(tree)
+    assert os.readlink(tree / "debian" / "rules") == "../packaging/tiny.rules"
+    # what was there is back exactly; only the build's own residue is new
+    assert {k: after.get(k) for k in before if k != "<siblings>"} == {
+        k: v for k, v in before.items() if k != "<siblings>"
+    }
+    assert not (tree / "debian" / "hwcapdeb").exists()
+
+
 def test_build_failure_without_progress_lines(tmp_path: Path) -> None:
     tree = make_source(tmp_path, rules_extra="override_dh_auto_build:\n\t@exit 3\n")
     with pytest.raises(BuildFailed) as caught:

@@ -289,3 +289,167 @@ def test_reconvert_keeps_changelog_entry(
     monkeypatch.setenv("DEBFULLNAME", "Someone Else")
     assert run(["convert", str(src), *opts], capsys)[0] == 0
     assert snapshot(src) == once
+
+
+# --- debian/rules (and friends) as symbolic links ------------------------------------
+
+
+def link_to_shared(src: Path, rel: str, target: str) -> Path:
+    """Move ``src/rel`` to where ``target`` (read from rel's directory) leads; link to it."""
+    path = src / rel
+    shared = path.parent / target
+    shared.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(path, shared)
+    path.symlink_to(target)
+    return shared.resolve()
+
+
+def make_n(src: Path, target: str) -> str:
+    """What make would run for ``target`` of debian/rules (the include is followed for real)."""
+    return subprocess.run(
+        ["make", "-n", "-f", "debian/rules", target],
+        cwd=src,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+@pytest.mark.parametrize("where", ["in debian", "outside debian", "absolute"])
+def test_symlinked_rules_round_trip(
+    src: Path, tmp_path: Path, where: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = {
+        "in debian": "rules.shared",
+        "outside debian": "../packaging/common.rules",
+        "absolute": str(tmp_path / "elsewhere" / "rules"),
+    }[where]
+    shared = link_to_shared(src, "debian/rules", target)
+    os.chmod(shared, 0o754)
+    before = snapshot(src)
+    shared_before = shared.read_bytes()
+
+    assert run(["convert", str(src), "-p", "x86-64-v2,x86-64-v3"], capsys) == (0, "", "")
+    once = snapshot(src)
+    rules = src / "debian" / "rules"
+    assert not rules.is_symlink() and once["debian/rules"][2] == 0o755
+    assert b"include debian/hwcapdeb/maintainer.rules" in once["debian/rules"][1]
+    # the stored original is a link to the same shared file, which is untouched
+    stored = src / "debian" / "hwcapdeb" / "maintainer.rules"
+    assert stored.is_symlink() and stored.resolve() == shared
+    assert shared.read_bytes() == shared_before and (shared.stat().st_mode & 0o777) == 0o754
+    # the wrapper really includes the maintainer's rules through that link
+    installs = make_n(src, "override_dh_auto_install")
+    assert "dh_auto_install -- prefix=/usr libdir=/usr/lib/" in installs
+
+    assert run(["convert", str(src), "-p", "x86-64-v2,x86-64-v3"], capsys)[0] == 0
+    assert snapshot(src) == once  # twice is once
+
+    assert run(["revert", str(src)], capsys) == (0, "", "")
+    assert snapshot(src) == before
+    assert rules.is_symlink() and os.readlink(rules) == target
+    assert shared.read_bytes() == shared_before
+
+
+def test_symlinked_control_and_changelog_round_trip(
+    src: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """split + --version-suffix rewrite debian/control and debian/changelog: links come back."""
+    link_to_shared(src, "debian/rules", "rules.shared")
+    shared_control = link_to_shared(src, "debian/control", "../packaging/control")
+    link_to_shared(src, "debian/changelog", "../packaging/changelog")
+    before = snapshot(src)
+    opts = ["-p", "x86-64-v3", "--layout", "split", "--version-suffix", "+hwcaps1"]
+    assert run(["convert", str(src), *opts], capsys)[0] == 0
+    once = snapshot(src)
+    control = once["debian/control"]
+    assert control[0] == "file" and control[2] == 0o644
+    assert control[1].startswith(shared_control.read_bytes())
+    assert b"Package: libvecmath1-x86-64-v3\n" in control[1]
+    stored = once["debian/hwcapdeb/original/debian/control"]
+    assert stored == ("link", b"../../../../packaging/control", 0)
+    assert (src / "debian/hwcapdeb/original/debian/control").resolve() == shared_control
+    version = subprocess.run(
+        ["dpkg-parsechangelog", "-S", "Version"], cwd=src, capture_output=True, text=True
+    )
+    assert version.stdout.strip() == "1.0.0+hwcaps1"
+    assert run(["convert", str(src), *opts], capsys)[0] == 0
+    assert snapshot(src) == once
+    assert run(["revert", str(src)], capsys)[0] == 0
+    assert snapshot(src) == before
+
+
+def test_symlinked_rules_edited_after_conversion(
+    src: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The shared rules stay the maintainer's: edits reach the build and survive revert."""
+    shared = link_to_shared(src, "debian/rules", "rules.shared")
+    assert run(["convert", str(src), *V3], capsys)[0] == 0
+    with shared.open("a") as f:
+        f.write("\noverride_dh_auto_test:\n\techo edited-after-conversion\n")
+    assert "echo edited-after-conversion" in make_n(src, "override_dh_auto_test")
+    edited = shared.read_bytes()
+    assert run(["revert", str(src)], capsys)[0] == 0
+    assert os.readlink(src / "debian" / "rules") == "rules.shared"
+    assert shared.read_bytes() == edited
+
+
+def test_revert_refuses_a_repointed_stored_link(
+    src: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    link_to_shared(src, "debian/rules", "rules.shared")
+    assert run(["convert", str(src), *V3], capsys)[0] == 0
+    stored = src / "debian" / "hwcapdeb" / "maintainer.rules"
+    stored.unlink()
+    stored.symlink_to("../control")
+    refuse(src, ["revert", str(src)], capsys, "maintainer.rules was edited after conversion")
+
+
+def test_revert_refuses_rules_replaced_by_a_link(
+    src: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    link_to_shared(src, "debian/rules", "rules.shared")
+    assert run(["convert", str(src), *V3], capsys)[0] == 0
+    rules = src / "debian" / "rules"
+    rules.unlink()
+    rules.symlink_to("rules.shared")  # same target as the original, but the wrapper is gone
+    refuse(src, ["revert", str(src)], capsys, "debian/rules was edited after conversion")
+
+
+def test_refuses_dangling_rules_link(src: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (src / "debian" / "rules").unlink()
+    (src / "debian" / "rules").symlink_to("/nonexistent/hwcapdeb-test/rules")
+    refuse(
+        src,
+        ["convert", str(src), *V3],
+        capsys,
+        "debian/rules is a symbolic link to /nonexistent/hwcapdeb-test/rules, which is not a file",
+    )
+
+
+def test_dry_run_names_the_links(src: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    link_to_shared(src, "debian/rules", "rules.shared")
+    before = snapshot(src)
+    code, out, err = run(["convert", str(src), *V3, "--dry-run"], capsys)
+    assert (code, err) == (0, "")
+    assert snapshot(src) == before
+    assert "deleted symlink debian/rules -> rules.shared\n" in out
+    assert "new symlink debian/hwcapdeb/maintainer.rules -> ../rules.shared\n" in out
+    assert "+++ b/debian/rules\n" in out and "+include debian/hwcapdeb/maintainer.rules\n" in out
+
+
+def test_symlinked_rules_survive_dpkg_source(
+    src: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What sbuild builds from: dpkg-source -b/-x keep both links; revert there is exact."""
+    link_to_shared(src, "debian/rules", "../packaging/rules")
+    original = snapshot(src)
+    assert run(["convert", str(src), *V3], capsys)[0] == 0
+    subprocess.run(["dpkg-source", "-b", src.name], cwd=src.parent, check=True, capture_output=True)
+    (dsc,) = src.parent.glob("*.dsc")
+    out = tmp_path / "unpacked"
+    subprocess.run(["dpkg-source", "-x", dsc, out], check=True, capture_output=True)
+    assert os.readlink(out / "debian/hwcapdeb/maintainer.rules") == "../../packaging/rules"
+    assert "dh_auto_install -- prefix=/usr" in make_n(out, "override_dh_auto_install")
+    assert main(["revert", str(out)]) == 0
+    assert {k: v[:2] for k, v in snapshot(out).items()} == {k: v[:2] for k, v in original.items()}
