@@ -18,7 +18,11 @@ qemu-user CPUs, ``ldconfig -r`` sysroots, ppc64el/s390x cross loaders):
 * In a directory search the name looked up is the SONAME: a hwcaps
   directory holding only ``libfoo.so.1.2.3`` is not used.
 * A file of the wrong ELF class or machine is skipped and the search goes
-  on; a file that is not ELF at all stops it with an error.
+  on; a file that is not ELF at all stops it with an error, and so do the
+  other header checks of open_verify() (byte order, ELF version, OS ABI and
+  ABI version, e_ident padding, e_type, e_phentsize; an ET_EXEC fails
+  later, in _dl_map_object_from_fd) and a *directory* named like the SONAME
+  (open() succeeds, read() fails: "cannot read file data").
 * After loading, an object whose GNU_PROPERTY_X86_ISA_1_NEEDED bits exceed
   the CPU's ``isa_1`` is refused: fatal, there is no fallback to the next
   directory.  ``isa_1`` is computed before GLIBC_TUNABLES is applied, so
@@ -40,10 +44,13 @@ from __future__ import annotations
 import functools
 import glob
 import re
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from elftools.elf.enums import ENUM_E_MACHINE
 
 from hwcapdeb.cpu import CpuModel, supported_levels, why_not
 from hwcapdeb.elf import ElfFacts, decode_isa_needed, is_elf, read_elf
@@ -55,6 +62,11 @@ LEGACY_HWCAPS_DIRS = ("tls", "haswell", "xeon_phi", "avx512_1", "x86_64")
 
 #: EI_CLASS and e_machine the loader of each architecture accepts
 _ELF_IDENTITY = {"amd64": (64, "EM_X86_64"), "ppc64el": (64, "EM_PPC64"), "s390x": (64, "EM_S390")}
+#: EI_DATA (1 little-, 2 big-endian) and e_machine number of the same
+_ELF_HEADER = {"amd64": (1, 62), "ppc64el": (1, 21), "s390x": (2, 22)}
+#: EI_OSABI values glibc accepts (SYSV, GNU) and the first invalid GNU EI_ABIVERSION
+#: (LIBC_ABI_MAX: 4 in glibc 2.35+, measured on 2.36)
+_ELFOSABI_SYSV, _ELFOSABI_GNU, _LIBC_ABI_MAX = 0, 3, 4
 
 # verdicts of a TraceStep
 LOADED = "loaded"
@@ -185,6 +197,50 @@ def _read_file(path: str, dev: int, ino: int, mtime_ns: int, size: int) -> ElfFa
         return str(err)
 
 
+def _header_verdict(path: Path, arch: str) -> tuple[str, str] | None:
+    """glibc's open_verify() on the ELF header, in its order (elf/dl-load.c):
+    (SKIPPED, why) for another class or machine, the search goes on; (REFUSED,
+    complaint) for the fatal checks; None if the header passes (or the file is too
+    short or not ELF: :func:`_read` says so).  Read raw, before any parser that
+    might choke on what glibc merely skips."""
+    want = _ELF_HEADER.get(arch)
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(64)
+    except OSError:
+        return None
+    if want is None or len(raw) < 64 or raw[:4] != b"\x7fELF":
+        return None
+    if raw[4] != 2:  # ELFCLASS64
+        return SKIPPED, f"wrong ELF class: {'ELFCLASS32' if raw[4] == 1 else raw[4]}"
+    data, osabi, abiversion = raw[5], raw[7], raw[8]
+    if data != want[0]:
+        return REFUSED, f"ELF file data encoding not {'little' if want[0] == 1 else 'big'}-endian"
+    if raw[6] != 1:
+        return REFUSED, "ELF file version ident does not match current one"
+    if osabi not in (_ELFOSABI_SYSV, _ELFOSABI_GNU):
+        return REFUSED, "ELF file OS ABI invalid"
+    if abiversion != 0 and not (osabi == _ELFOSABI_GNU and abiversion < _LIBC_ABI_MAX):
+        return REFUSED, "ELF file ABI version invalid"
+    if any(raw[9:16]):
+        return REFUSED, "nonzero padding in e_ident"
+    order = "<" if data == 1 else ">"
+    e_type, e_machine, e_version = struct.unpack_from(order + "HHI", raw, 16)
+    (e_phentsize,) = struct.unpack_from(order + "H", raw, 54)
+    if e_version != 1:
+        return REFUSED, "ELF file version does not match current one"
+    if e_machine != want[1]:
+        name = next((k for k, v in ENUM_E_MACHINE.items() if v == e_machine), str(e_machine))
+        return SKIPPED, f"wrong ELF machine: {name}"
+    if e_type not in (2, 3):  # ET_EXEC, ET_DYN
+        return REFUSED, "only ET_DYN and ET_EXEC can be loaded"
+    if e_phentsize != 56:  # sizeof (Elf64_Phdr)
+        return REFUSED, "ELF file's phentsize not the expected size"
+    if e_type == 2:  # accepted by open_verify, refused by _dl_map_object_from_fd
+        return REFUSED, "cannot dynamically load executable"
+    return None
+
+
 def _identity_problem(facts: ElfFacts, arch: str) -> str | None:
     want = _ELF_IDENTITY.get(arch)
     if want is None:
@@ -230,12 +286,24 @@ class _Search:
 
         ``contents`` is the file to read when ``path`` is a link ldconfig would create.
         """
+        if contents is None and path.is_dir():
+            # open(2) succeeds on a directory; the loader's read() then fails: fatal
+            unreadable = "cannot read file data: Is a directory"
+            self.step(path, REFUSED, f"a directory; {unreadable} (fatal)")
+            return self.done(None, level, f"{path}: {unreadable}")
         if contents is None and not (path.exists() and path.is_file()):
             self.step(path, ABSENT, "no such file" + (
                 f" (only {_real_names(path)} here: the loader looks up the SONAME)"
                 if _real_names(path) else ""
             ))
             return None
+        header = _header_verdict(contents or path, self.cpu.arch)
+        if header and header[0] == SKIPPED:
+            self.step(path, SKIPPED, header[1])
+            return None
+        if header:
+            self.step(path, REFUSED, f"{header[1]} (fatal: no fallback to the next directory)")
+            return self.done(None, level, f"{path}: {header[1]}")
         facts = _read(contents or path)
         if isinstance(facts, str):
             self.step(path, REFUSED, facts)
