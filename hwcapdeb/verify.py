@@ -23,7 +23,8 @@ Tags (severity):
 - ``unknown-hwcaps-directory`` (W): glibc never searches that subdirectory.
 - ``unsafe-resolution`` (E): on some CPU of the matrix the loader picks a file
   whose unguarded code needs features that CPU lacks.
-- ``loader-disagrees`` (E): the real loader picked another file than the model.
+- ``loader-disagrees`` (E): the real loader picked another file than the model
+  (e.g. a legacy hwcaps copy such as x86_64/, which glibc 2.33-2.36 still load).
 - ``unreadable-file`` (E): a library that cannot be parsed.
 - ``duplicate-variant`` (E): two packages ship the same level of one library.
 """
@@ -302,6 +303,10 @@ class _Collector:
             self.add("error", "missing-soname-link", tree.name, rel,
                      f"{soname} in glibc-hwcaps/{sub.name} is a dangling link "
                      f"(-> {os.readlink(link)})")
+        elif link.is_dir():
+            self.add("error", "missing-soname-link", tree.name, rel,
+                     f"{soname} in glibc-hwcaps/{sub.name} is a directory: the loader opens it, "
+                     "cannot read it and fails (fatal)")
         elif link.resolve().parent != sub.resolve():
             self.add("error", "missing-soname-link", tree.name, rel,
                      f"{soname} in glibc-hwcaps/{sub.name} points outside it "
@@ -430,6 +435,8 @@ class Cell:
     real: str | None = None  # what the real loader picked (host rows), or its error
     agrees: bool | None = None  # None: the real loader was not asked
     libdir: str = ""
+    #: what the model says it did not model (legacy hwcaps directories), when it disagrees
+    model_note: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -443,6 +450,7 @@ class Cell:
             "reason": self.reason,
             "real_loader": self.real,
             "agrees": self.agrees,
+            "model_note": self.model_note,
         }
 
 
@@ -532,23 +540,31 @@ def dispatch_matrix(
                     safe, reason = False, res.error or "not found"
                 else:
                     safe, reason = _safety(build, row.model)
-                real, agrees = None, None
+                real, agrees, note = None, None, None
                 if ask_loader and row.real:
                     real, agrees = _ask_real_loader(lib.soname, search, row.tunables, res, trees)
+                if agrees is False:
+                    note = "; ".join(
+                        f"{_relative(Path(step.path).resolve(), trees)}: {step.reason}"
+                        for step in res.trace if step.verdict == loader.NOTE) or None
                 package = build.package if build else lib.package
                 cells.append(Cell(row.label, lib.soname, package, rel,
                                   res.level.name if res.level else None, safe, reason, real,
-                                  agrees, lib.libdir))
+                                  agrees, lib.libdir, note))
     return cells, [r.label for r in rows]
 
 
 def _merged_view(trees: Sequence[PackageTree], libraries: Sequence[Library], dest: Path) -> Path:
     """The library directories of all packages merged, as dpkg would install them.
 
+    Of their subdirectories, those the loader searches: glibc-hwcaps/ and the
+    legacy hwcaps directories (tls/, haswell/, x86_64/...; glibc 2.33-2.36 still
+    search them, the model does not, and the real loader must see them to say so).
     Symbolic links are copied as they are; regular files become links to the
     unpacked originals.  The first package to ship a path wins (dpkg would refuse
     the second: ``duplicate-variant``).
     """
+    searched = {"glibc-hwcaps", *loader.LEGACY_HWCAPS_DIRS}
     for rel in sorted({lib.libdir for lib in libraries}):
         for tree in trees:
             if tree.is_debug:
@@ -558,7 +574,7 @@ def _merged_view(trees: Sequence[PackageTree], libraries: Sequence[Library], des
                 continue
             for dirpath, dirs, files in os.walk(source):
                 here = Path(dirpath)
-                dirs[:] = [d for d in dirs if here != source or d == "glibc-hwcaps"]
+                dirs[:] = [d for d in dirs if here != source or d in searched]
                 target_dir = dest / rel / here.relative_to(source)
                 target_dir.mkdir(parents=True, exist_ok=True)
                 for name in [*files, *(d for d in dirs if (here / d).is_symlink())]:
@@ -676,9 +692,10 @@ def verify_trees(
             add("error", "unsafe-resolution", cell.package, cell.resolved,
                 f"on {cell.cpu} the loader picks this file, but {cell.reason}")
         if cell.agrees is False:
+            note = f"; the model notes {cell.model_note}" if cell.model_note else ""
             add("error", "loader-disagrees", cell.package, cell.resolved or cell.library,
                 f"on {cell.cpu} the real loader picks {cell.real} but the model says "
-                f"{cell.resolved}")
+                f"{cell.resolved}{note}")
     findings = sorted(collector.findings, key=lambda f: (
         {"error": 0, "warning": 1, "info": 2}[f.severity], f.package, f.path, f.tag))
     return Report(findings, cells, cpu_names, sizes, libraries, arch_name)

@@ -410,3 +410,63 @@ int hw_sum(const int *a, size_t n)
     assert report.errors == []
     haswell = next(c for c in report.matrix if c.cpu == "haswell")
     assert haswell.level == "x86-64-v3" and haswell.safe, haswell.reason
+
+
+def _glibc_searches_legacy_dirs() -> bool:
+    """glibc 2.33-2.36 still search tls/, haswell/, x86_64/... (removed in 2.37)."""
+    version = (os.confstr("CS_GNU_LIBC_VERSION") or "").split()[-1]
+    major, minor = (int(part) for part in version.split(".")[:2])
+    return (major, minor) < (2, 37)
+
+
+@pytest.mark.skipif(not _glibc_searches_legacy_dirs(),
+                    reason="this glibc no longer searches legacy hwcaps directories")
+def test_loader_disagrees_on_a_legacy_hwcaps_copy(
+    tmp_path: Path, clean_deb: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A package still shipping an old-style x86_64/ copy beside glibc-hwcaps/: where no
+    glibc-hwcaps level applies, glibc 2.36 loads that copy; the model (which follows
+    glibc >= 2.37) says the baseline.  Nothing patched: real files, the real ld.so."""
+    def legacy_copy(libdir: Path) -> None:
+        compile_library(libdir / "x86_64/libhwtest.so.1.0.0")
+        os.symlink("libhwtest.so.1.0.0", libdir / "x86_64/libhwtest.so.1")
+
+    deb = make_deb(tmp_path, tweak=legacy_copy)
+    below_v2 = "host:glibc.cpu.hwcaps=-POPCNT"  # no glibc-hwcaps level left
+    report = verify_paths([deb], cpus=["host", below_v2])
+    cells = {c.cpu: c for c in report.matrix}
+    assert cells["host"].agrees is True  # a glibc-hwcaps level wins: the copy is not reached
+    assert cells[below_v2].agrees is False
+    assert report.exit_code == 1 and tags(report) == {"loader-disagrees"}
+    (finding,) = report.errors
+    assert finding.path == f"{MULTIARCH}/libhwtest.so.1.0.0"  # what the model says
+    assert finding.message.startswith(
+        f"on {below_v2} the real loader picks {MULTIARCH}/x86_64/libhwtest.so.1.0.0 "
+        f"but the model says {MULTIARCH}/libhwtest.so.1.0.0; the model notes "
+        f"{MULTIARCH}/x86_64/libhwtest.so.1.0.0: legacy hwcaps directory"
+    ), finding.message
+    # the same package without the copy: model and real loader agree on that row
+    clean = verify_paths([clean_deb], cpus=[below_v2])
+    assert clean.findings == [] and clean.matrix[0].agrees is True
+    # the CLI: one lintian-style line naming both files, exit 1
+    assert main(["verify", "--cpu", below_v2, str(deb)]) == 1
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"E: libhwtest1: loader-disagrees {MULTIARCH}/libhwtest.so.1.0.0 (")
+    assert f"picks {MULTIARCH}/x86_64/libhwtest.so.1.0.0 but" in line
+
+
+def test_soname_directory_in_a_level_directory(tmp_path: Path) -> None:
+    """A directory where the SONAME link belongs: the real loader opens it and fails."""
+    def directory(libdir: Path) -> None:
+        link = libdir / "glibc-hwcaps/x86-64-v2/libhwtest.so.1"
+        link.unlink()
+        link.mkdir()
+
+    deb = make_deb(tmp_path, levels=("x86-64-v2",), tweak=directory)
+    report = verify_paths([deb], cpus=["nehalem", "host"])
+    assert tags(report) == {"missing-soname-link"}
+    assert "is a directory" in report.errors[0].message
+    for cell in report.matrix:
+        assert cell.resolved is None and "cannot read file data" in cell.reason
+    host = next(c for c in report.matrix if c.cpu == "host")
+    assert host.agrees is True and host.real and "cannot read file data" in host.real
