@@ -70,7 +70,12 @@ class Built:
         return path.read_bytes() if path.exists() else None
 
 
-def build(tree: Path, env: dict[str, str] | None = None, check: bool = True) -> Built:
+def build(
+    tree: Path,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    timeout: float | None = None,
+) -> Built:
     """dpkg-buildpackage -us -uc -b in tree; the results land in tree's parent."""
     result = subprocess.run(
         ["dpkg-buildpackage", "-us", "-uc", "-b"],
@@ -78,6 +83,7 @@ def build(tree: Path, env: dict[str, str] | None = None, check: bool = True) -> 
         env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
+        timeout=timeout,
     )
     log = result.stdout + result.stderr
     if check:
@@ -463,3 +469,78 @@ def test_builtin_profiles_build_such_packages(tmp_path: Path) -> None:
     built = build(tree, {"DEB_BUILD_OPTIONS": "nocheck"})
     variant = hwcaps_dir(built.unpack("libvecmath1"), "x86-64-v2") / "libvecmath.so.1"
     assert read_elf(variant.resolve()).isa_needed == 0x2  # exactly v2: loadable on v2 CPUs
+
+
+def _with_exclusive_test_suite(tree: Path, guard: Path) -> None:
+    """A test suite that fails if another one of the package runs at the same time.
+
+    Like suites that bind a fixed port or use a fixed temporary file: mkdir of
+    a shared directory fails while another suite holds it.
+    """
+    rules = tree / "debian" / "rules"
+    rules.write_text(
+        rules.read_text()
+        + "\noverride_dh_auto_test:\n"
+        f"\tmkdir {guard}/running\n"
+        f"\techo \"$${{HWCAPDEB_VARIANT:-baseline}}\" >>{guard}/suites\n"
+        "\tsleep 2\n"
+        f"\trmdir {guard}/running\n"
+        "\tdh_auto_test\n"
+    )
+
+
+def test_parallel_variants_share_work_and_take_turns_for_tests(tmp_path: Path) -> None:
+    """parallel=N: the variants build at once beside the baseline, their
+    test suites (and the baseline's) one at a time, after one shared run of
+    the steps before dh_auto_configure."""
+    guard = tmp_path / "guard"
+    guard.mkdir()
+    tree = copy_example(tmp_path, "parallel")
+    _with_exclusive_test_suite(tree, guard)
+    convert(tree, "--profile", ",".join(ALL_LEVELS))
+    built = build(tree, {"DEB_BUILD_OPTIONS": "parallel=2", "HWCAPDEB_VARIANT_TESTS": "all"})
+    # every suite ran, the baseline's and each variant's, none beside another
+    assert sorted((guard / "suites").read_text().split()) == sorted(["baseline", *ALL_LEVELS])
+    assert not (guard / "running").exists()
+    assert "test suites take turns" in built.log
+    # the builds overlapped: every variant started before the first finished
+    lines = built.log.splitlines()
+    started = [i for i, ln in enumerate(lines) if ln.endswith(".log)") and "build started" in ln]
+    done = [i for i, ln in enumerate(lines) if ln.endswith(": build done")]
+    assert len(started) == len(ALL_LEVELS) and len(done) == len(ALL_LEVELS)
+    assert max(started) < min(done)
+    # dh_update_autotools_config & co. ran once, in the shared tree, not per variant
+    logs = tree / "debian/hwcapdeb/logs"
+    assert "dh_update_autotools_config" in (logs / "prepare.log").read_text()
+    for level in ALL_LEVELS:
+        log = (logs / f"{level}.log").read_text()
+        assert "dh_update_autotools_config" not in log
+        assert "dh_auto_configure" in log
+        assert "make -j1 " in log  # parallel=2 shared by 3 variants
+    # the variants are the same as built one after the other
+    root = built.unpack("libvecmath1")
+    for level in ALL_LEVELS:
+        assert (hwcaps_dir(root, level) / "libvecmath.so.1").is_symlink()
+
+
+def test_parallel_variant_failure_releases_the_test_lock(tmp_path: Path) -> None:
+    """A variant whose tests fail must not leave the others waiting for the lock."""
+    tree = copy_example(tmp_path, "failing")
+    rules = tree / "debian" / "rules"
+    rules.write_text(
+        rules.read_text()
+        + "\noverride_dh_auto_test:\n"
+        '\ttest "$$HWCAPDEB_VARIANT" != x86-64-v3\n'
+        "\tdh_auto_test\n"
+    )
+    convert(tree, "--profile", ",".join(ALL_LEVELS))
+    built = build(
+        tree,
+        {"DEB_BUILD_OPTIONS": "parallel=2", "HWCAPDEB_VARIANT_TESTS": "all"},
+        check=False,
+        timeout=600,  # a lock left held would make the other variants wait forever
+    )
+    assert "hwcapdeb: x86-64-v3: build failed" in built.log
+    assert "hwcapdeb: x86-64-v2: build done" in built.log
+    assert "hwcapdeb: x86-64-v4: build done" in built.log
+    assert not list(tmp_path.glob("failing/*.deb"))
