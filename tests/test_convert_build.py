@@ -544,3 +544,30 @@ def test_parallel_variant_failure_releases_the_test_lock(tmp_path: Path) -> None
     assert "hwcapdeb: x86-64-v2: build done" in built.log
     assert "hwcapdeb: x86-64-v4: build done" in built.log
     assert not list(tmp_path.glob("failing/*.deb"))
+
+
+def test_runtime_aliases_of_a_library_follow_it_into_hwcaps(tmp_path: Path) -> None:
+    """bzip2 ships libbz2.so.1 beside its SONAME libbz2.so.1.0: programs linked
+    against such a name must find the variants too, not only the baseline."""
+    tree = copy_example(tmp_path, "alias")
+    (tree / "debian" / "libvecmath1.links").write_text(
+        "usr/lib/${DEB_HOST_MULTIARCH}/libvecmath.so.1.0.0 "
+        "usr/lib/${DEB_HOST_MULTIARCH}/libvecmath.so.1.0\n"
+    )
+    convert(tree, "--profile", "x86-64-v2")
+    built = build(tree, {"DEB_BUILD_OPTIONS": "nocheck"})
+    lib = built.unpack("libvecmath1")
+    libdir = lib / "usr/lib" / TRIPLET
+    hwcaps = hwcaps_dir(lib, "x86-64-v2")
+    assert os.readlink(hwcaps / "libvecmath.so.1.0") == "libvecmath.so.1.0.0"
+    assert os.readlink(hwcaps / "libvecmath.so.1") == "libvecmath.so.1.0.0"
+    assert not (hwcaps / "libvecmath.so").exists()  # never a development link
+    if "x86-64-v2" in supported_levels():
+        listed = subprocess.run(
+            [LOADER, "--library-path", libdir, "--preload", "libvecmath.so.1.0", "--list",
+             "/bin/true"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert f"{hwcaps}/libvecmath.so.1.0 " in listed
