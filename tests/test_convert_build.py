@@ -479,10 +479,9 @@ def _with_exclusive_test_suite(tree: Path, guard: Path) -> None:
     """
     rules = tree / "debian" / "rules"
     rules.write_text(
-        rules.read_text()
-        + "\noverride_dh_auto_test:\n"
+        rules.read_text() + "\noverride_dh_auto_test:\n"
         f"\tmkdir {guard}/running\n"
-        f"\techo \"$${{HWCAPDEB_VARIANT:-baseline}}\" >>{guard}/suites\n"
+        f'\techo "$${{HWCAPDEB_VARIANT:-baseline}}" >>{guard}/suites\n'
         "\tsleep 2\n"
         f"\trmdir {guard}/running\n"
         "\tdh_auto_test\n"
@@ -528,8 +527,7 @@ def test_parallel_variant_failure_releases_the_test_lock(tmp_path: Path) -> None
     tree = copy_example(tmp_path, "failing")
     rules = tree / "debian" / "rules"
     rules.write_text(
-        rules.read_text()
-        + "\noverride_dh_auto_test:\n"
+        rules.read_text() + "\noverride_dh_auto_test:\n"
         '\ttest "$$HWCAPDEB_VARIANT" != x86-64-v3\n'
         "\tdh_auto_test\n"
     )
@@ -564,8 +562,15 @@ def test_runtime_aliases_of_a_library_follow_it_into_hwcaps(tmp_path: Path) -> N
     assert not (hwcaps / "libvecmath.so").exists()  # never a development link
     if "x86-64-v2" in supported_levels():
         listed = subprocess.run(
-            [LOADER, "--library-path", libdir, "--preload", "libvecmath.so.1.0", "--list",
-             "/bin/true"],
+            [
+                LOADER,
+                "--library-path",
+                libdir,
+                "--preload",
+                "libvecmath.so.1.0",
+                "--list",
+                "/bin/true",
+            ],
             capture_output=True,
             text=True,
             check=True,
