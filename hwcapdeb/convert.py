@@ -54,7 +54,7 @@ ORIGINALS = f"{STATE_DIR}/original"
 #: dh addon that ends the variants' install sequence after dh_auto_install
 ADDON = f"{STATE_DIR}/perl/Debian/Debhelper/Sequence/hwcapdeb_variant.pm"
 #: build-time residue under STATE_DIR (debian/rules clean removes it)
-BUILD_DIRS = ("build", "logs", "stamps", "bin")
+BUILD_DIRS = (".build", "build", "logs", "stamps", "bin")
 LAYOUTS = ("inline", "split")
 _SUFFIX = re.compile(r"^[A-Za-z0-9.+~]+$")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=[^'\"\n\\`$]*$")

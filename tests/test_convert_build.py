@@ -501,11 +501,13 @@ def test_parallel_variants_share_work_and_take_turns_for_tests(tmp_path: Path) -
     # every suite ran, the baseline's and each variant's, none beside another
     assert sorted((guard / "suites").read_text().split()) == sorted(["baseline", *ALL_LEVELS])
     assert not (guard / "running").exists()
-    assert "test suites take turns" in built.log
+    assert "3 variants build at a time beside the baseline" in built.log
+    assert "hwcapdeb: prepare: done, the variants start from its tree" in built.log
     # the builds overlapped: every variant started before the first finished
     lines = built.log.splitlines()
-    started = [i for i, ln in enumerate(lines) if ln.endswith(".log)") and "build started" in ln]
-    done = [i for i, ln in enumerate(lines) if ln.endswith(": build done")]
+    variant = re.compile(r"^hwcapdeb: x86-64-v[234]: build (started|done)")
+    started = [i for i, ln in enumerate(lines) if (m := variant.match(ln)) and m[1] == "started"]
+    done = [i for i, ln in enumerate(lines) if (m := variant.match(ln)) and m[1] == "done"]
     assert len(started) == len(ALL_LEVELS) and len(done) == len(ALL_LEVELS)
     assert max(started) < min(done)
     # dh_update_autotools_config & co. ran once, in the shared tree, not per variant
@@ -576,3 +578,30 @@ def test_runtime_aliases_of_a_library_follow_it_into_hwcaps(tmp_path: Path) -> N
             check=True,
         ).stdout
         assert f"{hwcaps}/libvecmath.so.1.0 " in listed
+
+
+def test_parallel_build_twice_in_the_same_tree(tmp_path: Path) -> None:
+    """dh_update_autotools_config in the baseline walks the whole tree while
+    the variants' trees exist: it must not touch them, or it records them for
+    restoring and the next 'debian/rules clean' fails on the vanished files."""
+    tree = copy_example(tmp_path, "twice")
+    guess = (Path("/usr/share/misc/config.guess")).read_text()
+    aux = tree / "build-aux"
+    aux.mkdir()
+    # an outdated config.guess, which dh_update_autotools_config replaces
+    (aux / "config.guess").write_text(
+        re.sub(r"^timestamp='[^']*'", "timestamp='2000-01-01'", guess, count=1, flags=re.M)
+    )
+    (aux / "config.guess").chmod(0o755)
+    (tree / "debian" / "source" / "options").write_text("extend-diff-ignore = build-aux\n")
+    convert(tree, "--profile", ",".join(ALL_LEVELS))
+    env = {"DEB_BUILD_OPTIONS": "parallel=2 nocheck"}
+    first = build(tree, env)
+    assert "3 variants build at a time" in first.log
+    recorded = "".join(
+        p.read_text(errors="replace")
+        for p in (tree / "debian").rglob("*")
+        if p.is_file() and ".debhelper" in p.parts
+    )
+    assert "hwcapdeb/.build" not in recorded and "hwcapdeb/build" not in recorded
+    build(tree, env)  # runs debian/rules clean first
