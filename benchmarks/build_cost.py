@@ -15,6 +15,12 @@ converted builds spend their time (baseline, each variant, packaging), from
 the time each ``hwcapdeb: <level>: ...`` progress line arrived.  Targets:
 at most 2.5x with variant tests off, 4x with them on.
 
+It also prints the CPU time of each build and the *floor*: the converted
+build's CPU time spread over every core of this machine, over the original's
+wall time.  That is the ratio a perfect scheduler would reach here; the gap
+between it and the measured ratio is what scheduling can still win, the floor
+itself only more cores or less work per variant.
+
     .venv/bin/python benchmarks/build_cost.py [--packages xxhash,libyaml] [-j 2]
 
 Builds run with dpkg-buildpackage on this machine (the build-dependencies
@@ -24,6 +30,8 @@ must be installed: ``apt-get build-dep PACKAGE``), one at a time.
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -82,17 +90,24 @@ class Timeline:
 @dataclass
 class Measurement:
     seconds: float
+    cpu_seconds: float = 0.0  # user + system time of the build and everything it ran
     timeline: Timeline | None = None
     error: str | None = None
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measure(job: BuildJob, timeline: Timeline | None) -> Measurement:
-    started = time.monotonic()
+    started, cpu = time.monotonic(), _children_cpu()
+    error = None
     try:
         run_job(job, on_line=timeline)
     except HwcapdebError as err:
-        return Measurement(time.monotonic() - started, timeline, str(err).splitlines()[0])
-    return Measurement(time.monotonic() - started, timeline)
+        error = str(err).splitlines()[0]
+    return Measurement(time.monotonic() - started, _children_cpu() - cpu, timeline, error)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,6 +167,29 @@ def main(argv: list[str] | None = None) -> int:
             cells.append(f"{ratio:.2f}x{mark}")
         table.add_row(*cells)
     console.print(table)
+
+    cores = len(os.sched_getaffinity(0))
+    cpu = Table(
+        title=f"CPU time (user + system) and the floor: the ratio with all {cores} cores busy "
+        "from start to end",
+        title_justify="left",
+    )
+    for column in ("package", "original", "off", "floor", "on", "floor"):
+        cpu.add_column(column, justify="left" if column == "package" else "right")
+    for name, row in results.items():
+        orig = row["original"]
+        if orig.error:
+            continue
+        cells = [name, f"{orig.cpu_seconds:.1f}s"]
+        for kind in ("off", "on"):
+            m = row[kind]
+            if m.error:
+                cells += ["-", "-"]
+                continue
+            cells.append(f"{m.cpu_seconds / orig.cpu_seconds:.2f}x")
+            cells.append(f"{m.cpu_seconds / cores / orig.seconds:.2f}x")
+        cpu.add_row(*cells)
+    console.print(cpu)
 
     breakdown = Table(title="where the converted builds spend their time (s)", title_justify="left")
     columns = ["before", *levels, "after"]
