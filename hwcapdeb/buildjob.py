@@ -37,7 +37,9 @@ from hwcapdeb.tools import run
 VARIANT_TESTS = ("auto", "all", "none")
 
 #: the line the generated rules print for each step of a variant
-_PROGRESS = re.compile(r"^hwcapdeb: (?P<variant>[A-Za-z0-9._+-]+): (?P<message>.*)$")
+#: a progress line of variants.sh; searched, not matched: a line the baseline
+#: build had not finished when a variant lane wrote may precede it
+_PROGRESS = re.compile(r"(?:^|(?<=\s))hwcapdeb: (?P<variant>[A-Za-z0-9._+-]+): (?P<message>.*)$")
 
 #: directories never copied into the scratch tree
 _VCS = (".git", ".svn", ".hg", ".bzr", "_darcs", ".pc.orig")
@@ -61,7 +63,7 @@ class Progress:
 
 def parse_progress(line: str) -> Progress | None:
     """The :class:`Progress` of a build-log line, or None for any other line."""
-    match = _PROGRESS.match(line.strip())
+    match = _PROGRESS.search(line.strip())
     if match is None or match.group("variant") in {"error", "warning", "info"}:
         return None
     return Progress(match.group("variant"), match.group("message").strip())
@@ -299,7 +301,7 @@ def failed_variant(log: Path, variants: Sequence[str]) -> str | None:
     try:
         with log.open(encoding="utf-8", errors="replace") as fh:
             for line in fh:
-                match = _PROGRESS.match(line.strip())
+                match = _PROGRESS.search(line.strip())
                 if match is None:
                     continue
                 variant, message = match.group("variant"), match.group("message")

@@ -119,6 +119,11 @@ def test_parse_progress_lines() -> None:
     assert parse_progress("hwcapdeb: error: something") is None  # the CLI's own messages
     assert parse_progress("make[1]: Entering directory") is None
     assert parse_progress("   dh_auto_build") is None
+    # a variant lane wrote while the baseline's configure had not ended its line
+    assert parse_progress(
+        "checking whether the C compiler works... hwcapdeb: x86-64-v4: build done"
+    ) == Progress("x86-64-v4", "build done")
+    assert parse_progress("libhwcapdeb: x: y") is None
 
 
 def test_build_options_merge_parallel_and_nocheck() -> None:
