@@ -496,6 +496,8 @@ def test_parallel_variants_share_work_and_take_turns_for_tests(tmp_path: Path) -
     guard.mkdir()
     tree = copy_example(tmp_path, "parallel")
     _with_exclusive_test_suite(tree, guard)
+    # an autoconf script (that configures nothing): dh_autoreconf has work
+    (tree / "configure.ac").write_text("AC_INIT([vecmath], [1.0.0])\nAC_OUTPUT\n")
     convert(tree, "--profile", ",".join(ALL_LEVELS))
     built = build(tree, {"DEB_BUILD_OPTIONS": "parallel=2", "HWCAPDEB_VARIANT_TESTS": "all"})
     # every suite ran, the baseline's and each variant's, none beside another
@@ -510,13 +512,13 @@ def test_parallel_variants_share_work_and_take_turns_for_tests(tmp_path: Path) -
     done = [i for i, ln in enumerate(lines) if (m := variant.match(ln)) and m[1] == "done"]
     assert len(started) == len(ALL_LEVELS) and len(done) == len(ALL_LEVELS)
     assert max(started) < min(done)
-    # dh_update_autotools_config & co. ran once, in the shared tree, not per variant
+    # autoreconf ran once, in the shared tree, not per variant; configure per variant
     logs = tree / "debian/hwcapdeb/logs"
-    assert "dh_update_autotools_config" in (logs / "prepare.log").read_text()
+    assert "dh_autoreconf" in (logs / "prepare.log").read_text()
     for level in ALL_LEVELS:
         log = (logs / f"{level}.log").read_text()
-        assert "dh_update_autotools_config" not in log
-        assert "dh_auto_configure" in log
+        assert "dh_autoreconf" not in log and "dh_update_autotools_config" not in log
+        assert "configure: creating ./config.status" in log  # the shared tree's configure
         assert "make -j1 " in log  # parallel=2 shared by 3 variants
     # the variants are the same as built one after the other
     root = built.unpack("libvecmath1")
