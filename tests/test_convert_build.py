@@ -314,6 +314,8 @@ def test_zlib_non_dh_rules(zlib_source: Path, tmp_path: Path) -> None:
     before = {p: p.read_bytes() for p in sorted(tree.rglob("*")) if p.is_file()}
     convert(tree, "-p", "x86-64-v3,x86-64-v4")
     conv = build(tree, env)
+    # non-dh rules, but no variant runs tests (nocheck): nothing can collide
+    assert "2 variants build at a time beside the baseline" in conv.log
     root = conv.unpack("zlib1g")
     libs = sorted(p.name for p in (root / "lib" / TRIPLET).iterdir() if p.name.startswith("libz"))
     real = next(n for n in libs if not (root / "lib" / TRIPLET / n).is_symlink())
@@ -607,3 +609,25 @@ def test_parallel_build_twice_in_the_same_tree(tmp_path: Path) -> None:
     )
     assert "hwcapdeb/.build" not in recorded and "hwcapdeb/build" not in recorded
     build(tree, env)  # runs debian/rules clean first
+
+
+def test_non_dh_rules_with_variant_tests_build_one_after_the_other(
+    zlib_source: Path, tmp_path: Path
+) -> None:
+    """zlib's rules are not dh: no lock can wrap its test runs, so variants that
+    run the test suite build after the baseline, one at a time, even with -j2."""
+    tree = unpack(zlib_source, tmp_path / "seq" / "zlib")
+    convert(tree, "-p", "x86-64-v2,x86-64-v3")
+    built = build(
+        tree,
+        {"DEB_BUILD_OPTIONS": "parallel=2", "DEB_BUILD_PROFILES": "nobiarch"},
+    )
+    assert "variants build at a time" not in built.log
+    lines = built.log.splitlines()
+    v2_done = lines.index("hwcapdeb: x86-64-v2: build done")
+    v3_started = next(
+        i for i, ln in enumerate(lines) if ln.startswith("hwcapdeb: x86-64-v3: build started")
+    )
+    assert v2_done < v3_started
+    if "x86-64-v3" in supported_levels():
+        assert "hwcapdeb: x86-64-v3: tests ran natively" in built.log
