@@ -206,16 +206,26 @@ def convert_tree(tree: Path, job: BuildJob) -> None:
     convert(tree, options)
 
 
-#: where the generated rules keep one log per variant (debian/hwcapdeb/logs/<level>.log)
+#: where the generated rules keep one log per variant (debian/hwcapdeb/logs/<level>.log),
+#: and <level>.log.1 for the first attempt of a variant built twice
 VARIANT_LOG_DIR = Path("debian") / "hwcapdeb" / "logs"
+#: suffix of the first attempt's key in :func:`variant_logs`
+FIRST_ATTEMPT = ".first-attempt"
 
 
 def variant_logs(tree: Path) -> dict[str, Path]:
-    """variant -> log file the generated rules wrote in the tree (empty if none)."""
+    """variant -> log file the generated rules wrote in the tree (empty if none).
+
+    A variant built again (without the build-saving settings) also has
+    ``<variant>.first-attempt``: the log that says why the first build failed.
+    """
     directory = tree / VARIANT_LOG_DIR
     if not directory.is_dir():
         return {}
-    return {path.stem: path for path in sorted(directory.glob("*.log"))}
+    logs = {path.stem: path for path in sorted(directory.glob("*.log"))}
+    for path in sorted(directory.glob("*.log.1")):
+        logs[path.name.removesuffix(".log.1") + FIRST_ATTEMPT] = path
+    return logs
 
 
 def _copy_variant_logs(tree: Path, out_dir: Path, stem: str) -> dict[str, Path]:

@@ -24,7 +24,14 @@ from hwcapdeb.build.dpkg import (
     build_options,
     split_deps,
 )
-from hwcapdeb.buildjob import BuildJob, Progress, VariantBuildFailed, parse_progress, run_job
+from hwcapdeb.buildjob import (
+    BuildJob,
+    Progress,
+    VariantBuildFailed,
+    parse_progress,
+    run_job,
+    variant_logs,
+)
 from hwcapdeb.cli import main
 from hwcapdeb.errors import InputError, UsageError
 
@@ -112,6 +119,13 @@ def snapshot(tree: Path) -> dict[str, str]:
 # --- small pieces -----------------------------------------------------------
 
 
+def deb_listing(deb: Path) -> str:
+    """dpkg-deb -c of a built package."""
+    return subprocess.run(
+        ["dpkg-deb", "-c", str(deb)], capture_output=True, text=True, check=True
+    ).stdout
+
+
 def test_parse_progress_lines() -> None:
     assert parse_progress("hwcapdeb: x86-64-v3: configure") == Progress("x86-64-v3", "configure")
     assert parse_progress("hwcapdeb: x86-64-v3: failed (see log)") is not None
@@ -184,9 +198,7 @@ def test_unusable_dsc(
     assert dsc.read_text() == content
 
 
-def test_missing_dsc_and_unreadable_dsc(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_missing_dsc_and_unreadable_dsc(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _out, err = _cli([str(tmp_path / "none.dsc"), "--profile", "x86-64-v3"], capsys)
     assert code == 2 and "does not exist" in err and err.count("\n") == 1
     with pytest.raises(InputError, match="cannot read"):
@@ -245,12 +257,7 @@ def test_dpkg_builder_builds_and_collects(tmp_path: Path) -> None:
     assert any("dh_builddeb" in line for line in lines)
     # Nothing left beside the tree: everything the .changes lists was moved.
     assert sorted(p.name for p in tree.parent.iterdir()) == ["tiny-1.0"]
-    listing = subprocess.run(
-        ["dpkg-deb", "-c", str(out / "libtiny1_1.0_amd64.deb")],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    listing = deb_listing(out / "libtiny1_1.0_amd64.deb")
     assert "/usr/lib/x86_64-linux-gnu/libtiny.so.1" in listing
 
 
@@ -340,9 +347,7 @@ def test_cli_failure_names_variant_shows_tail_and_exits_2(
     assert snapshot(tree) == before
 
 
-def test_cli_converts_a_copy_and_builds(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_converts_a_copy_and_builds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     tree = make_source(tmp_path / "src")
     before = snapshot(tree)
     out = tmp_path / "o"
@@ -351,12 +356,7 @@ def test_cli_converts_a_copy_and_builds(
     assert stdout.splitlines()[0].startswith("built tiny 1.0 with x86-64-v2, x86-64-v3 in ")
     assert "  libtiny1_1.0_amd64.deb" in stdout.splitlines()
     assert snapshot(tree) == before  # converted and built in a scratch copy
-    listing = subprocess.run(
-        ["dpkg-deb", "-c", str(out / "libtiny1_1.0_amd64.deb")],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    listing = deb_listing(out / "libtiny1_1.0_amd64.deb")
     for level in ("x86-64-v2", "x86-64-v3"):
         assert f"/usr/lib/x86_64-linux-gnu/glibc-hwcaps/{level}/libtiny.so.1" in listing
         assert (out / f"tiny_1.0.{level}.log").is_file()
@@ -398,12 +398,7 @@ def test_symlinked_rules_convert_build_revert(tmp_path: Path) -> None:
     log = built.stdout + built.stderr
     assert built.returncode == 0, log[-4000:]
     assert "hwcapdeb: x86-64-v3: build done" in log
-    listing = subprocess.run(
-        ["dpkg-deb", "-c", str(tree.parent / "libtiny1_1.0_amd64.deb")],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    listing = deb_listing(tree.parent / "libtiny1_1.0_amd64.deb")
     for level in ("x86-64-v2", "x86-64-v3"):
         assert f"/usr/lib/x86_64-linux-gnu/glibc-hwcaps/{level}/libtiny.so.1" in listing
     assert main(["revert", str(tree)]) == 0
@@ -470,3 +465,13 @@ def test_variant_display_follows_the_progress_lines() -> None:
     assert tasks["baseline"].finished and tasks["x86-64-v3"].description == "build done"
     display("dpkg-deb: building package 'libtiny1' in '../libtiny1_1.0_amd64.deb'.")
     assert tasks["packages"].description == "building libtiny1"
+
+
+def test_variant_logs_include_the_first_attempt_of_a_retried_variant(tmp_path: Path) -> None:
+    logs = tmp_path / "debian" / "hwcapdeb" / "logs"
+    logs.mkdir(parents=True)
+    for name in ("x86-64-v2.log", "x86-64-v3.log", "x86-64-v3.log.1", "prepare.log"):
+        (logs / name).write_text(name)
+    found = variant_logs(tmp_path)
+    assert sorted(found) == ["prepare", "x86-64-v2", "x86-64-v3", "x86-64-v3.first-attempt"]
+    assert found["x86-64-v3.first-attempt"].name == "x86-64-v3.log.1"

@@ -101,6 +101,12 @@ def copy_example(base: Path, name: str) -> Path:
     return dest
 
 
+def add_to_rules(tree: Path, text: str) -> None:
+    """Append maintainer targets (overrides, hooks) to the example's debian/rules."""
+    rules = tree / "debian" / "rules"
+    rules.write_text(rules.read_text() + "\n" + text)
+
+
 @pytest.fixture(scope="module")
 def vecmath(tmp_path_factory: pytest.TempPathFactory) -> tuple[Built, Built]:
     base = tmp_path_factory.mktemp("vecmath")
@@ -254,11 +260,7 @@ def test_variant_tests_policy_and_progress_lines(tmp_path: Path) -> None:
 
 def test_rules_ignoring_buildflags_fail_loudly(tmp_path: Path) -> None:
     tree = copy_example(tmp_path, "hardcoded")
-    rules = tree / "debian" / "rules"
-    rules.write_text(
-        rules.read_text()
-        + "\noverride_dh_auto_build:\n\t$(MAKE) CFLAGS='-O2 -g' CPPFLAGS= LDFLAGS=\n"
-    )
+    add_to_rules(tree, "override_dh_auto_build:\n\t$(MAKE) CFLAGS='-O2 -g' CPPFLAGS= LDFLAGS=\n")
     convert(tree, "-p", "x86-64-v3")
     built = build(tree, {"DEB_BUILD_OPTIONS": "nocheck"}, check=False)
     assert "hwcapdeb: error: x86-64-v3:" in built.log
@@ -387,10 +389,8 @@ def test_rules_that_break_under_noudeb_are_built_again(tmp_path: Path) -> None:
         + "\nPackage: libvecmath1-udeb\nPackage-Type: udeb\nBuild-Profiles: <!noudeb>\n"
         "Section: debian-installer\nArchitecture: any\nDescription: vecmath for d-i\n x\n"
     )
-    rules = tree / "debian" / "rules"
-    rules.write_text(
-        rules.read_text()
-        + "\nexecute_after_dh_auto_build:\n\tdh_listpackages | grep -x libvecmath1-udeb\n"
+    add_to_rules(
+        tree, "execute_after_dh_auto_build:\n\tdh_listpackages | grep -x libvecmath1-udeb\n"
     )
     (tree / "debian" / "libvecmath1-udeb.install").write_text(
         "usr/lib/${DEB_HOST_MULTIARCH}/libvecmath.so.*\n"
@@ -479,14 +479,14 @@ def _with_exclusive_test_suite(tree: Path, guard: Path) -> None:
     Like suites that bind a fixed port or use a fixed temporary file: mkdir of
     a shared directory fails while another suite holds it.
     """
-    rules = tree / "debian" / "rules"
-    rules.write_text(
-        rules.read_text() + "\noverride_dh_auto_test:\n"
+    add_to_rules(
+        tree,
+        "override_dh_auto_test:\n"
         f"\tmkdir {guard}/running\n"
         f'\techo "$${{HWCAPDEB_VARIANT:-baseline}}" >>{guard}/suites\n'
         "\tsleep 2\n"
         f"\trmdir {guard}/running\n"
-        "\tdh_auto_test\n"
+        "\tdh_auto_test\n",
     )
 
 
@@ -531,11 +531,8 @@ def test_parallel_variants_share_work_and_take_turns_for_tests(tmp_path: Path) -
 def test_parallel_variant_failure_releases_the_test_lock(tmp_path: Path) -> None:
     """A variant whose tests fail must not leave the others waiting for the lock."""
     tree = copy_example(tmp_path, "failing")
-    rules = tree / "debian" / "rules"
-    rules.write_text(
-        rules.read_text() + "\noverride_dh_auto_test:\n"
-        '\ttest "$$HWCAPDEB_VARIANT" != x86-64-v3\n'
-        "\tdh_auto_test\n"
+    add_to_rules(
+        tree, 'override_dh_auto_test:\n\ttest "$$HWCAPDEB_VARIANT" != x86-64-v3\n\tdh_auto_test\n'
     )
     convert(tree, "--profile", ",".join(ALL_LEVELS))
     built = build(

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from hwcapdeb.buildjob import BuildJob, run_job
+from hwcapdeb.buildjob import FIRST_ATTEMPT, BuildJob, run_job
 from hwcapdeb.elf import is_elf, isa_needed_rank, read_elf
 from hwcapdeb.probe import probe
 from hwcapdeb.profiles import ProfileRegistry, architecture
@@ -173,6 +173,21 @@ def test_corpus_package(name: str, tmp_path: Path, machine_levels: None) -> None
         )
     if run_tests:
         _assert_variant_tests_ran(outcome.result.log, outcome.variant_logs)
+    _assert_no_static_archives_in_first_attempts(outcome.result.log, outcome.variant_logs)
+
+
+def _assert_no_static_archives_in_first_attempts(log: Path, variant_logs: dict[str, Path]) -> None:
+    # A variant's first attempt defaults libtool to --disable-static (an autoconf
+    # site file).  A site file autoconf refused would be hidden by the retry
+    # without it, so the first attempts' logs are read too; a final log may show
+    # static archives only when the variant was retried.
+    text = log.read_text(errors="replace")
+    for name, variant_log in variant_logs.items():
+        configure = variant_log.read_text(errors="replace")
+        assert "failed to load site script" not in configure, f"{name}: {variant_log}"
+        if name.endswith(FIRST_ATTEMPT) or f"hwcapdeb: {name}: build retried" in text:
+            continue
+        assert "checking whether to build static libraries... yes" not in configure, name
 
 
 def _assert_variant_tests_ran(log: Path, variant_logs: dict[str, Path]) -> None:
