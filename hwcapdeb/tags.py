@@ -15,7 +15,7 @@ import difflib
 import functools
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,8 +119,17 @@ def explain(tag: Tag, width: int = 78) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+def table(tags: Iterable[Tag]) -> list[str]:
+    """A markdown table of ``tags``: name (linked to its section), severity, check, summary."""
+    out = ["| tag | severity | check | what it means |", "|---|---|---|---|"]
+    for tag in tags:
+        summary = tag.summary.replace("|", r"\|")
+        out.append(f"| [`{tag.name}`](#{tag.name}) | {tag.letters} | {tag.check} | {summary} |")
+    return out
+
+
 def markdown(tags: dict[str, Tag] | None = None) -> str:
-    """docs/tags.md: a summary table, then every explanation."""
+    """docs/tags.md: a summary table per command, then every explanation."""
     tags = tags if tags is not None else catalogue()
     out = [
         "# Finding tags",
@@ -131,13 +140,10 @@ def markdown(tags: dict[str, Tag] | None = None) -> str:
         "`hwcapdeb verify` and `hwcapdeb sbuild-config --check` print one lintian-style",
         "line per finding: `E: package: tag path (message)` (E error, W warning).",
         "`hwcapdeb verify --explain TAG` prints a tag's explanation.",
-        "",
-        "| tag | severity | check | what it means |",
-        "|---|---|---|---|",
     ]
-    for tag in tags.values():
-        summary = tag.summary.replace("|", r"\|")
-        out.append(f"| [`{tag.name}`](#{tag.name}) | {tag.letters} | {tag.check} | {summary} |")
+    for command in dict.fromkeys(t.check.split("/")[0] for t in tags.values()):
+        out += ["", f"`hwcapdeb {command}`:", "",
+                *table(t for t in tags.values() if t.check.split("/")[0] == command)]
     for tag in tags.values():
         out += ["", f"## {tag.name}", "",
                 f"Severity: {', '.join(tag.severities)}. Check: `{tag.check}`.", ""]

@@ -98,9 +98,13 @@ def test_a_bad_tag_file_is_one_line(tmp_path: Path) -> None:
         tags_mod.catalogue(tmp_path)
 
 
-def test_unknown_tag_names_the_close_ones() -> None:
+def test_unknown_tag_names_the_close_ones(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(UsageError, match="did you mean isa-leak"):
         tags_mod.lookup("isa-leek")
+    assert tags_mod.main(["--explain", "isa-leek"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert tags_mod.main(["--explain", "isa-leak"]) == 0
+    assert capsys.readouterr().out.startswith("E: isa-leak\n")
 
 
 def test_explain_cli(capsys: pytest.CaptureFixture[str]) -> None:
