@@ -19,11 +19,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import jsonschema
 from debian.deb822 import Deb822
 
 from hwcapdeb.errors import ProfileError, UsageError
-from hwcapdeb.profiles import _data_root, _schema
+from hwcapdeb.profiles import _data_root, check_schema
 
 SCHEMA = "tag.schema.json"
 SEVERITY_LETTER = {"error": "E", "warning": "W", "info": "I"}
@@ -70,11 +69,7 @@ def load_tag(path: Path) -> Tag:
             fields = dict(Deb822(fh))
     except OSError as err:
         raise ProfileError(f"cannot read {path}: {err.strerror}") from None
-    try:
-        jsonschema.validate(fields, _schema(SCHEMA))
-    except jsonschema.ValidationError as err:
-        where = "/".join(str(p) for p in err.absolute_path) or "paragraph"
-        raise ProfileError(f"{path}: {where}: {err.message}", hint=f"see {SCHEMA}") from None
+    check_schema(fields, SCHEMA, path, top="paragraph")
     if fields["Tag"] != path.stem:
         raise ProfileError(f"{path}: Tag is {fields['Tag']!r}, but the file is named {path.name}",
                            hint="name the file <Tag>.tag")
