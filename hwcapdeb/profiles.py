@@ -57,13 +57,18 @@ def _load_json(path: Path, schema_name: str) -> dict[str, Any]:
         raise ProfileError(f"cannot read {path}: {err.strerror}") from None
     except json.JSONDecodeError as err:
         raise ProfileError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    check_schema(data, schema_name, path)
+    result: dict[str, Any] = data
+    return result
+
+
+def check_schema(data: Any, schema_name: str, path: Path, top: str = "top level") -> None:
+    """ProfileError naming ``path`` and the field unless ``data`` fits profiles/``schema_name``."""
     try:
         jsonschema.validate(data, _schema(schema_name))
     except jsonschema.ValidationError as err:
-        where = "/".join(str(p) for p in err.absolute_path) or "top level"
+        where = "/".join(str(p) for p in err.absolute_path) or top
         raise ProfileError(f"{path}: {where}: {err.message}", hint=f"see {schema_name}") from None
-    result: dict[str, Any] = data
-    return result
 
 
 @dataclass(frozen=True)

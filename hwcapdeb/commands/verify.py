@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hwcapdeb.output import emit_json
+from hwcapdeb.tags import explain, lookup
 from hwcapdeb.verify import Report, verify_paths
 
 
@@ -50,6 +51,15 @@ def _size_table(report: Report) -> Table:
     return table
 
 
+def _explain(ctx: click.Context, _param: click.Parameter, names: tuple[str, ...]) -> None:
+    """--explain TAG: print the catalogue entries and stop (no PATH needed)."""
+    if not names or ctx.resilient_parsing:
+        return
+    tags = [lookup(name) for name in names]  # an unknown one: one line, exit 2, before any output
+    click.echo("\n".join(explain(tag) for tag in tags), nl=False)
+    ctx.exit(0)
+
+
 @click.command("verify")
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...",
                 type=click.Path(path_type=Path))
@@ -64,6 +74,9 @@ def _size_table(report: Report) -> Table:
               help="Also print the dispatch matrix and the size report.")
 @click.option("--no-probe", is_flag=True, help="Do not ask the real loader for the host rows.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--explain", multiple=True, metavar="TAG", is_eager=True, expose_value=False,
+              callback=_explain,
+              help="Print what finding TAG means and what to do, then exit; repeatable.")
 def command(paths: tuple[Path, ...], cpus: tuple[str, ...], arch_name: str | None,
             debug_roots: tuple[Path, ...],
             show_matrix: bool, no_probe: bool, as_json: bool) -> None:
