@@ -55,6 +55,7 @@ from hwcapdeb.elf import (
 from hwcapdeb.errors import HwcapdebError, InputError
 from hwcapdeb.isa_scan import IsaAudit, audit, level_table
 from hwcapdeb.profiles import Architecture, Level, architecture
+from hwcapdeb.target_loader import TargetLoader, select_loader
 
 SEVERITY_LETTER = {"error": "E", "warning": "W", "info": "I"}
 
@@ -133,6 +134,7 @@ class Report:
     sizes: list[SizeRow]
     libraries: list[Library]
     arch: str = "amd64"
+    loader: TargetLoader | None = None  # the ld.so that answered (None: not asked)
 
     @property
     def errors(self) -> list[Finding]:
@@ -153,6 +155,7 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         return {
             "arch": self.arch,
+            "loader": self.loader.to_json() if self.loader else None,
             "findings": [f.to_json() for f in self.findings],
             "matrix": [c.to_json() for c in self.matrix],
             "cpus": self.cpus,
@@ -518,8 +521,12 @@ def dispatch_matrix(
     *,
     cpus: Sequence[str] | None = None,
     ask_loader: bool = True,
+    target: TargetLoader | None = None,
 ) -> tuple[list[Cell], list[str]]:
-    """Resolve every library on every CPU row with the loader model (and the real loader)."""
+    """Resolve every library on every CPU row with the loader model (and the real loader).
+
+    ``target``: the ld.so to ask (default the host's); the model follows its glibc release.
+    """
     if not libraries:
         return [], []
     rows = cpu_rows(cpus, arch)
@@ -532,7 +539,8 @@ def dispatch_matrix(
             search = [merged / lib.libdir,
                       *sorted({merged / o.libdir for o in libraries} - {merged / lib.libdir})]
             for row in rows:
-                res = loader.resolve(lib.soname, row.model, library_path=search, system=False)
+                res = loader.resolve(lib.soname, row.model, library_path=search, system=False,
+                                     glibc=target.glibc if target else None)
                 build = by_path.get(res.path.resolve()) if res.path else None
                 rel = build.relpath if build else (
                     _relative(res.path.resolve(), trees) if res.path else None)
@@ -542,14 +550,16 @@ def dispatch_matrix(
                     safe, reason = _safety(build, row.model)
                 real, agrees, note = None, None, None
                 if ask_loader and row.real:
-                    real, agrees = _ask_real_loader(lib.soname, search, row.tunables, res, trees)
+                    real, agrees = _ask_real_loader(lib.soname, search, row.tunables, res, trees,
+                                                    target)
                 if agrees is False:
                     note = "; ".join(
                         f"{_relative(Path(step.path).resolve(), trees)}: {step.reason}"
                         for step in res.trace if step.verdict == loader.NOTE) or None
                 package = build.package if build else lib.package
-                cells.append(Cell(row.label, lib.soname, package, rel,
-                                  res.level.name if res.level else None, safe, reason, real,
+                level = res.level.name if res.level else (
+                    f"legacy {res.legacy_dir}/" if res.legacy_dir else None)
+                cells.append(Cell(row.label, lib.soname, package, rel, level, safe, reason, real,
                                   agrees, lib.libdir, note))
     return cells, [r.label for r in rows]
 
@@ -597,10 +607,10 @@ def _relative(path: Path, trees: Sequence[PackageTree]) -> str:
 
 def _ask_real_loader(
     soname: str, search: Sequence[Path], tunables: str | None, res: loader.Resolution,
-    trees: Sequence[PackageTree],
+    trees: Sequence[PackageTree], target: TargetLoader | None = None,
 ) -> tuple[str | None, bool | None]:
     try:
-        result = probe.probe(soname, library_path=search, tunables=tunables)
+        result = probe.probe(soname, library_path=search, tunables=tunables, loader=target)
     except HwcapdebError as err:
         return f"not asked: {err.message}", None
     if result.path is None:
@@ -633,8 +643,12 @@ def verify_trees(
     arch_name: str | None = None,
     debug_roots: Sequence[Path] = (),
     probe: bool = True,
+    target: TargetLoader | None = None,
 ) -> Report:
     """Check every library with variants in the (already unpacked) ``trees``.
+
+    ``target``: the ld.so asked for the host rows (hwcapdeb.target_loader; default
+    the host's); the model follows its glibc release.
 
     ``arch_name`` defaults to the packages' Architecture field (amd64 if none says).
     The instruction audit and the dispatch matrix need x86 (iced-x86 decodes x86,
@@ -681,7 +695,11 @@ def verify_trees(
     cells: list[Cell] = []
     cpu_names: list[str] = []
     if x86:
-        cells, cpu_names = dispatch_matrix(trees, libraries, arch, cpus=cpus, ask_loader=probe)
+        cells, cpu_names = dispatch_matrix(trees, libraries, arch, cpus=cpus, ask_loader=probe,
+                                           target=target)
+    if target is not None and target.warning:
+        for lib in libraries:
+            add("warning", "target-loader-unavailable", lib.package, lib.soname, target.warning)
     # a file already flagged (leak, marker) is not flagged again per CPU
     flagged = {(f.package, f.path) for f in collector.findings if f.severity == "error"}
     for cell in cells:
@@ -698,7 +716,7 @@ def verify_trees(
                 f"{cell.resolved}{note}")
     findings = sorted(collector.findings, key=lambda f: (
         {"error": 0, "warning": 1, "info": 2}[f.severity], f.package, f.path, f.tag))
-    return Report(findings, cells, cpu_names, sizes, libraries, arch_name)
+    return Report(findings, cells, cpu_names, sizes, libraries, arch_name, target)
 
 
 def verify_paths(
@@ -709,14 +727,18 @@ def verify_paths(
     debug_roots: Sequence[Path] = (),
     probe: bool = True,
     scratch: Path | None = None,
+    loader_root: Path | None = None,
+    detect_loader: bool = True,
 ) -> Report:
     """Verify .deb files, .changes files or directory trees.
 
     ``cpus``: matrix rows (archspec names, ``host``, ``host:glibc.cpu.hwcaps=-AVX2``,
     saved cpuinfo files); default :data:`DEFAULT_CPUS`.  ``debug_roots``: extra roots
     holding ``usr/lib/debug/.build-id`` (``/`` for the installed -dbgsym packages).
-    ``probe``: also ask the real loader for the host rows.  Raises InputError for
-    unreadable inputs (the CLI maps that to exit 2).
+    ``probe``: also ask the real loader for the host rows.  ``loader_root``: the
+    target's root or chroot tarball; else (``detect_loader``) the loader comes from
+    the .changes/.buildinfo (hwcapdeb.target_loader.select_loader).  Raises
+    InputError for unreadable inputs (the CLI maps that to exit 2).
     """
     if not paths:
         raise InputError("nothing to verify", hint="give .deb, .changes files or directories")
@@ -725,5 +747,10 @@ def verify_paths(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="hwcapdeb-"))
         )
         trees = open_inputs([Path(p) for p in paths], work)
+        target = None
+        arch = arch_name or _packages_arch(trees)
+        if loader_root is not None or (detect_loader and architecture(arch).loader
+                                       and arch == cpu_mod.host_arch()):
+            target = select_loader([Path(p) for p in paths], arch, loader_root=loader_root)
         return verify_trees(trees, cpus=cpus, arch_name=arch_name, debug_roots=debug_roots,
-                            probe=probe)
+                            probe=probe, target=target)

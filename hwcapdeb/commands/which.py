@@ -13,10 +13,12 @@ import click
 
 from hwcapdeb.cpu import HOST, apply_tunables, cpu_model, host_arch, hwcaps_tunable
 from hwcapdeb.errors import MissingToolError
+from hwcapdeb.glibc_rules import parse_version
 from hwcapdeb.loader import Resolution, resolve, split_list
 from hwcapdeb.output import emit_json
 from hwcapdeb.probe import ProbeResult, cross_sysroot, probe
 from hwcapdeb.profiles import architecture
+from hwcapdeb.target_loader import host_loader, select_loader
 
 
 def _can_emulate(arch_name: str, qemu_cpu: str | None) -> bool:
@@ -65,6 +67,9 @@ def _agreement(res: Resolution, real: ProbeResult) -> str | None:
 @click.option("--glibc", "glibc", metavar="V",
               help="The target's glibc release (e.g. 2.36): newer glibc-hwcaps names are "
                    "not searched (default: all known names).")
+@click.option("--loader-root", type=click.Path(path_type=Path), metavar="ROOT",
+              help="Ask the ld.so of this unpacked root (or chroot tarball) of the target "
+                   "release instead of the host's; the model follows its glibc release.")
 @click.option("--real/--no-real", "check_real", default=True, show_default=True,
               help="Also ask the real loader (host CPU, or a named CPU under qemu-user).")
 @click.option("-v", "--verbose", is_flag=True, help="Show every path the loader tries.")
@@ -72,24 +77,28 @@ def _agreement(res: Resolution, real: ProbeResult) -> str | None:
 def command(
     soname: str, cpu_spec: str, arch_name: str, tunables: str | None,
     library_path: tuple[str, ...], root: Path | None, hwcaps_prepend: str | None,
-    hwcaps_mask: str | None, glibc: str | None, check_real: bool, verbose: bool,
-    as_json: bool,
+    hwcaps_mask: str | None, glibc: str | None, loader_root: Path | None, check_real: bool,
+    verbose: bool, as_json: bool,
 ) -> None:
     """Show which file the dynamic loader loads for SONAME, and why."""
+    if glibc is not None:
+        parse_version(glibc)  # 'banana' is a usage error, not "no directory is searched"
+    target = select_loader(arch_name=arch_name, loader_root=loader_root) \
+        if loader_root is not None else None
     if tunables is not None:
         hwcaps_tunable(tunables)  # malformed strings fail before any work
     base = cpu_model(cpu_spec, arch_name)
     cpu = apply_tunables(base, tunables)
     dirs = split_list(list(library_path)) or []
     res = resolve(soname, cpu, library_path=dirs, root=root, hwcaps_prepend=hwcaps_prepend,
-                  hwcaps_mask=hwcaps_mask, glibc=glibc)
+                  hwcaps_mask=hwcaps_mask, glibc=glibc or (target.glibc if target else None))
     real: ProbeResult | None = None
     disagreement = None
     # the real loader answers for the host, and for a named CPU qemu-user emulates
     qemu = None if cpu_spec == HOST else base.qemu_cpu
     if check_real and root is None and (cpu_spec == HOST or _can_emulate(arch_name, qemu)):
         real = probe(soname, library_path=dirs, tunables=tunables, hwcaps_prepend=hwcaps_prepend,
-                     hwcaps_mask=hwcaps_mask, qemu_cpu=qemu, arch=arch_name)
+                     hwcaps_mask=hwcaps_mask, qemu_cpu=qemu, arch=arch_name, loader=target)
         disagreement = _agreement(res, real)
     ctx = click.get_current_context()
     if as_json:
@@ -106,6 +115,7 @@ def command(
                 "argv": list(real.argv),
                 "qemu_cpu": qemu,
                 "agrees": disagreement is None,
+                "loader": (target or host_loader(architecture(arch_name))).to_json(),
             },
         })
     else:
@@ -122,7 +132,8 @@ def command(
             click.echo(f"{soname}: not loaded: {res.error}")
         if real is not None and disagreement is None:
             where = f" ({architecture(arch_name).qemu} -cpu {qemu})" if qemu else ""
-            click.echo(f"real loader{where}: agrees")
+            which = f" glibc {target.glibc} ({target.source})" if target else ""
+            click.echo(f"real loader{which}{where}: agrees")
     if disagreement is not None and real is not None:
         click.echo(f"hwcapdeb: warning: real loader disagrees: {disagreement} "
                    f"(ran: {real.command})", err=True)
