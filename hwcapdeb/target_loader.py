@@ -146,6 +146,9 @@ def from_root(root: Path, arch: Architecture, source: str = LOADER_ROOT,
         raise InputError(f"{what}: no {arch.loader} in it",
                          hint=f"unpack a libc6 .deb of {arch.arch} there (dpkg-deb -x)")
     machine = _elf_machine(ld_so)
+    if machine is None:
+        raise InputError(f"{what}: {ld_so} is not an ELF file",
+                         hint="give a root holding an unpacked libc6")
     if machine != _MACHINES.get(arch.arch, machine):
         raise InputError(f"{what}: {ld_so.name} is not an {arch.arch} loader "
                          f"(ELF machine {machine})", hint="give a root of the packages' "
