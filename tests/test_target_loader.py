@@ -18,6 +18,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from hwcapdeb.cli import main
 from hwcapdeb.cpu import apply_tunables, host_model
 from hwcapdeb.loader import resolve
@@ -202,9 +203,8 @@ def test_choice_order(target: TargetLoader, new_lib_tree: Path, tmp_path: Path) 
     sbuild = tmp_path / "sbuild"
     sbuild.mkdir()
     _tarball(target, sbuild / "hwcapdeb-test-amd64.tar.gz")
-    changes = _changes(tmp_path / "c", new_lib_tree, target.libc6 or "") \
-        if (tmp_path / "c").mkdir() is None else None
-    assert changes is not None
+    (tmp_path / "c").mkdir()
+    changes = _changes(tmp_path / "c", new_lib_tree, target.libc6 or "")
     cache = tmp_path / "loaders"
     # explicit root first
     got = select_loader([changes], loader_root=target.root, sbuild_cache=sbuild, cache=cache)
@@ -219,9 +219,8 @@ def test_choice_order(target: TargetLoader, new_lib_tree: Path, tmp_path: Path) 
     got = select_loader([changes], sbuild_cache=tmp_path / "none", cache=target.root.parent)
     assert got.source == ARCHIVE and got.glibc == target.glibc
     # a tarball whose libc6 is another than the build's is not used
-    other = _changes(tmp_path / "d", new_lib_tree, "2.99-1") \
-        if (tmp_path / "d").mkdir() is None else None
-    assert other is not None
+    (tmp_path / "d").mkdir()
+    other = _changes(tmp_path / "d", new_lib_tree, "2.99-1")
     warnings: list[str] = []
     got = select_loader([other], sbuild_cache=sbuild, cache=cache, fetch=False,
                         warn=warnings.append)
