@@ -210,6 +210,9 @@ def extract_tarball(tarball: Path, arch: Architecture, cache: Path | None = None
             raise InputError(f"{tarball}: not a chroot tarball with libc6 ({first})",
                              hint="give an unpacked root or an sbuild chroot tarball")
         dest = cache / f"{libc6}-{arch.arch}"
+        if dest.is_dir() and "X-Fetched-From" in (dest / "var/lib/dpkg/status").read_text(
+                errors="replace"):
+            shutil.rmtree(dest)  # a libc6 alone: the chroot's files add libstdc++ and libgcc_s
         if not dest.is_dir():
             os.rename(tmp, dest)
             Path(tmp).mkdir()  # for TemporaryDirectory's cleanup

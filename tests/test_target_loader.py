@@ -270,3 +270,32 @@ def test_broken_loader_root(kind: str, target: TargetLoader, tmp_path: Path,
         assert code == 2, (kind, out, err)
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("hwcapdeb: error: --loader-root"), lines
+
+
+def _sbuild_tarballs() -> list[tuple[str, Path]]:
+    """(distribution, tarball) of the sbuild chroots this machine keeps."""
+    found = []
+    for path in sorted((Path.home() / ".cache/sbuild").glob("*-amd64.tar*")):
+        if path.stat().st_size > 0:
+            found.append((path.name.split("-amd64.tar")[0], path))
+    return found
+
+
+@pytest.mark.parametrize("dist", [d for d, _ in _sbuild_tarballs()] or ["none"])
+def test_hook_uses_the_chroot_tarball(dist: str, new_lib_tree: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """What sbuild's post-build hook runs (verify --matrix on the .changes): the loader
+    of the chroot tarball of the .changes' Distribution, when its libc6 is the build's."""
+    tarballs = dict(_sbuild_tarballs())
+    if dist not in tarballs:
+        pytest.skip("no sbuild chroot tarball in ~/.cache/sbuild")
+    chroot = select_loader([], loader_root=tarballs[dist])
+    changes = _changes(tmp_path, new_lib_tree, chroot.libc6 or "", dist=dist)
+    code, out, err = _cli(capsys, "verify", "--matrix", "--json", str(changes))
+    report = json.loads(out)
+    if chroot.glibc == host_loader(AMD64).glibc:
+        assert report["loader"]["source"] == HOST
+        return
+    assert report["loader"]["source"] == TARBALL, report["loader"]
+    assert report["loader"]["glibc"] == chroot.glibc and code == 0, report["findings"]
+    assert all(c["agrees"] for c in report["matrix"] if c["cpu"].startswith("host"))
