@@ -291,7 +291,7 @@ def test_hook_uses_the_chroot_tarball(dist: str, new_lib_tree: Path, tmp_path: P
         pytest.skip("no sbuild chroot tarball in ~/.cache/sbuild")
     chroot = select_loader([], loader_root=tarballs[dist])
     changes = _changes(tmp_path, new_lib_tree, chroot.libc6 or "", dist=dist)
-    code, out, err = _cli(capsys, "verify", "--matrix", "--json", str(changes))
+    code, out, _ = _cli(capsys, "verify", "--matrix", "--json", str(changes))
     report = json.loads(out)
     if chroot.glibc == host_loader(AMD64).glibc:
         assert report["loader"]["source"] == HOST
