@@ -23,8 +23,12 @@ Tags (severity):
 - ``unknown-hwcaps-directory`` (W): glibc never searches that subdirectory.
 - ``unsafe-resolution`` (E): on some CPU of the matrix the loader picks a file
   whose unguarded code needs features that CPU lacks.
-- ``loader-disagrees`` (E): the real loader picked another file than the model
-  (e.g. a legacy hwcaps copy such as x86_64/, which glibc 2.33-2.36 still load).
+- ``loader-disagrees`` (E): the real loader picked another file than the model.
+- ``legacy-hwcaps-directory`` (W): on some CPU the loader picks a copy in a legacy
+  hwcaps directory (tls/, x86_64/, haswell/...): glibc <= 2.36 loads it, newer
+  releases never look there (rule legacy-hwcaps, profiles/glibc.json).
+- ``target-loader-unavailable`` (W): the build's libc6 loader could not be had;
+  the host's loader answered instead (hwcapdeb.target_loader).
 - ``unreadable-file`` (E): a library that cannot be parsed.
 - ``duplicate-variant`` (E): two packages ship the same level of one library.
 """
@@ -702,7 +706,15 @@ def verify_trees(
             add("warning", "target-loader-unavailable", lib.package, lib.soname, target.warning)
     # a file already flagged (leak, marker) is not flagged again per CPU
     flagged = {(f.package, f.path) for f in collector.findings if f.severity == "error"}
+    legacy_seen: set[tuple[str, str]] = set()
     for cell in cells:
+        if cell.level and cell.level.startswith("legacy ") and cell.resolved and (
+            (cell.package, cell.resolved) not in legacy_seen
+        ):
+            legacy_seen.add((cell.package, cell.resolved))
+            add("warning", "legacy-hwcaps-directory", cell.package, cell.resolved,
+                f"on {cell.cpu} glibc {target.glibc if target else '<= 2.36'} loads this "
+                f"{cell.level} copy; glibc >= 2.37 never searches there")
         if not cell.safe and cell.resolved is not None and (
             (cell.package, cell.resolved) not in flagged
         ):
