@@ -299,3 +299,20 @@ def test_hook_uses_the_chroot_tarball(dist: str, new_lib_tree: Path, tmp_path: P
     assert report["loader"]["source"] == TARBALL, report["loader"]
     assert report["loader"]["glibc"] == chroot.glibc and code == 0, report["findings"]
     assert all(c["agrees"] for c in report["matrix"] if c["cpu"].startswith("host"))
+
+
+def test_bench_runs_the_target_loader(target: TargetLoader, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """bench with --loader-root: COMMAND runs under the target's ld.so with each variant
+    forced (bench checks with LD_DEBUG=libs that the variant was mapped) and says so."""
+    from tests.test_bench import LIBDIR, _program, _tree
+    root = _tree(tmp_path / "root", ("x86-64-v2",))
+    _program(root / "usr/bin/hwprog", root / LIBDIR)
+    code, out, err = _cli(capsys, "bench", str(root), "-n", "2", "--metric", "cpu", "--json",
+                          "--loader-root", str(target.root), "--", "usr/bin/hwprog", "10")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["target_loader"]["glibc"] == target.glibc
+    assert report["loader"] == str(target.ld_so)
+    statuses = {v["level"]: v["status"] for v in report["variants"]}
+    assert statuses == {"baseline": "measured", "x86-64-v2": "measured"}, report["variants"]

@@ -65,8 +65,10 @@ def _agreement(res: Resolution, real: ProbeResult) -> str | None:
 @click.option("--hwcaps-prepend", metavar="L", help="As ld.so --glibc-hwcaps-prepend.")
 @click.option("--hwcaps-mask", metavar="L", help="As ld.so --glibc-hwcaps-mask.")
 @click.option("--glibc", "glibc", metavar="V",
-              help="The target's glibc release (e.g. 2.36): newer glibc-hwcaps names are "
-                   "not searched (default: all known names).")
+              help="The target's glibc release (e.g. 2.36): its rules apply (glibc-hwcaps "
+                   "names it knows, legacy dirs up to 2.36; profiles/glibc.json). Default: the "
+                   "--loader-root's, else the CPU model's if a real loader made it, else all "
+                   "names and no legacy dirs.")
 @click.option("--loader-root", type=click.Path(path_type=Path), metavar="ROOT",
               help="Ask the ld.so of this unpacked root (or chroot tarball) of the target "
                    "release instead of the host's; the model follows its glibc release.")
