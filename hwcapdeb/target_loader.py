@@ -47,6 +47,10 @@ LOADER_FILES = ("libc.so.6", "libm.so.6", "libmvec.so.1", "libpthread.so.0", "li
                 "librt.so.1", "libresolv.so.2", "libgcc_s.so.1", "libstdc++.so.6*")
 _VERSION_LINE = re.compile(r"version (\d+\.\d+)")
 _LIBC6 = re.compile(r"(?:^|,)\s*libc6\s*\(=\s*([^)\s]+)\s*\)")
+#: Debian policy 5.6.12 version and a distribution/architecture name: they become paths
+_DEB_VERSION = re.compile(r"^(?:[0-9]+:)?[0-9][A-Za-z0-9.+~-]*$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+_-]*$")
+_MAX_RECORD = 1 << 20  # a .changes or .buildinfo larger than this is not one
 
 
 def cache_dir() -> Path:
@@ -298,7 +302,7 @@ class BuildRecord:
 def build_record(paths: Sequence[Path]) -> BuildRecord | None:
     """From the first .changes among ``paths`` (or a .buildinfo beside a .deb)."""
     for path in paths:
-        if path.suffix == ".changes" and path.is_file():
+        if path.suffix == ".changes" and _small_file(path):
             try:
                 with path.open(encoding="utf-8", errors="replace") as fh:
                     changes = deb822.Changes(fh)
@@ -310,13 +314,14 @@ def build_record(paths: Sequence[Path]) -> BuildRecord | None:
                      if f.get("name", "").endswith(".buildinfo")
                      and "/" not in f["name"]]
             libc6 = next((v for v in map(_buildinfo_libc6, infos) if v), None)
-            dist = (changes.get("Distribution") or "").split()
+            dist = [d for d in (changes.get("Distribution") or "").split() if _NAME.match(d)]
+            arches = [a for a in arches if _NAME.match(a)]
             return BuildRecord(dist[0] if dist else None, arches[0] if arches else None,
                                libc6, path)
     for path in paths:
         if path.suffix == ".deb" and path.is_file():
             parts = path.name[:-4].split("_")
-            if len(parts) != 3:
+            if len(parts) != 3 or not _NAME.match(parts[2]):
                 continue
             for info in sorted(path.parent.glob(f"*_{parts[2]}.buildinfo")):
                 binaries = _buildinfo_field(info, "Binary").split()
@@ -325,7 +330,17 @@ def build_record(paths: Sequence[Path]) -> BuildRecord | None:
     return None
 
 
+def _small_file(path: Path) -> bool:
+    """A regular file of sane size (never a FIFO or device: they would block or not end)."""
+    try:
+        return path.is_file() and path.stat().st_size <= _MAX_RECORD
+    except OSError:
+        return False
+
+
 def _buildinfo_field(path: Path, name: str) -> str:
+    if not _small_file(path):
+        return ""
     try:
         with path.open(encoding="utf-8", errors="replace") as fh:
             return str(deb822.Deb822(fh).get(name, ""))
@@ -335,7 +350,9 @@ def _buildinfo_field(path: Path, name: str) -> str:
 
 def _buildinfo_libc6(path: Path) -> str | None:
     found = _LIBC6.search(_buildinfo_field(path, "Installed-Build-Depends").replace("\n", " "))
-    return found.group(1) if found else None
+    if found is None or not _DEB_VERSION.match(found.group(1)):
+        return None  # the version becomes a file name: nothing but a Debian version
+    return found.group(1)
 
 
 def _upstream(version: str) -> str:

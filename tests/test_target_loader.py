@@ -316,3 +316,26 @@ def test_bench_runs_the_target_loader(target: TargetLoader, tmp_path: Path,
     assert report["loader"] == str(target.ld_so)
     statuses = {v["level"]: v["status"] for v in report["variants"]}
     assert statuses == {"baseline": "measured", "x86-64-v2": "measured"}, report["variants"]
+
+
+@pytest.mark.parametrize("libc6,dist", [("../../../tmp/x", "hwcapdeb-test"),
+                                        ("2.99-1/../../x", "hwcapdeb-test"),
+                                        (None, "../../sbuild"), (None, "*")])
+def test_hostile_build_records_are_ignored(libc6: str | None, dist: str, new_lib_tree: Path,
+                                           tmp_path: Path) -> None:
+    """Versions and distributions become file names: anything else than a Debian version
+    or a plain name is ignored (the host answers, nothing is written or fetched)."""
+    cache = tmp_path / "cache"
+    changes = _changes(tmp_path, new_lib_tree, libc6 or f"{host_loader(AMD64).glibc}-1", dist)
+    got = select_loader([changes], cache=cache, sbuild_cache=tmp_path, fetch=True)
+    assert got.source == HOST and got.warning is None
+    assert not cache.exists()
+
+
+def test_fifo_buildinfo_does_not_block(new_lib_tree: Path, tmp_path: Path) -> None:
+    changes = _changes(tmp_path, new_lib_tree, "2.99-1")
+    info = next(tmp_path.glob("*.buildinfo"))
+    info.unlink()
+    os.mkfifo(info)
+    got = select_loader([changes], cache=tmp_path / "cache", sbuild_cache=tmp_path)
+    assert got.source == HOST and got.warning is None
