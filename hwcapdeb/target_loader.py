@@ -85,7 +85,7 @@ class TargetLoader:
         return [] if self.is_host else [self.libdir]
 
     def describe(self) -> str:
-        return f"glibc {self.glibc} ({self.ld_so}; {self.source}: {self.detail})"
+        return f"glibc {self.glibc} ({self.detail}; {self.ld_so})"
 
     def to_json(self) -> dict[str, Any]:
         return {"ld_so": str(self.ld_so), "root": str(self.root), "glibc": self.glibc,
@@ -163,7 +163,7 @@ def from_root(root: Path, arch: Architecture, source: str = LOADER_ROOT,
         raise InputError(f"{what}: no libc.so.6 beside {ld_so.name}",
                          hint="unpack the whole libc6 .deb there")
     glibc = glibc_of(ld_so, what)
-    return TargetLoader(ld_so, root, libdir, glibc, source, detail or str(root), libc6)
+    return TargetLoader(ld_so, root, libdir, glibc, source, detail or what, libc6)
 
 
 # --- chroot tarballs ----------------------------------------------------------------------
@@ -387,7 +387,8 @@ def select_loader(
     arch = architecture(arch_name)
     if loader_root is not None:
         if loader_root.is_file():
-            return from_tarball(loader_root, arch, LOADER_ROOT, cache)
+            found = from_tarball(loader_root, arch, LOADER_ROOT, cache)
+            return replace(found, detail=f"--loader-root {loader_root}")
         return from_root(loader_root, arch)
     host = host_loader(arch)
     record = build_record(paths)
