@@ -133,7 +133,8 @@ def probe(
     With ``loader`` (a target release's ld.so, see hwcapdeb.target_loader) that
     ld.so answers instead of the host's; its libc directory is appended to the
     library path so true(1) and the library's libc dependencies resolve against
-    the target's libc (measured: the host's libc under a newer ld.so fails).
+    the target's libc (measured: without it the newer ld.so takes the host's libc
+    from the host's ld.so.cache and refuses what needs newer GLIBC_ symbols).
     """
     spec = architecture(arch)
     if spec.loader is None or spec.qemu is None:

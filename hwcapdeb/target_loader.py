@@ -81,7 +81,7 @@ class TargetLoader:
 
     def library_path(self) -> list[Path]:
         """Appended to --library-path so true(1) and the library's own libc deps resolve
-        against the target's libc (the host's libc with a newer ld.so fails silently)."""
+        against the target's libc (else the host's, found through its ld.so.cache)."""
         return [] if self.is_host else [self.libdir]
 
     def describe(self) -> str:
