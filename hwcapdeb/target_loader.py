@@ -172,7 +172,8 @@ def from_root(root: Path, arch: Architecture, source: str = LOADER_ROOT,
 def _tar_members(arch: Architecture) -> list[str]:
     name = Path(arch.loader or "").name
     files = [f"*/{arch.triplet}/{f}" for f in (name, *LOADER_FILES)]
-    return [*files, f"*/lib64/{name}", "./var/lib/dpkg/status"]
+    return [*files, f"*/lib64/{name}", "./var/lib/dpkg/status", "./etc/apt/sources.list",
+            "./etc/apt/sources.list.d/*"]
 
 
 def _status_libc6(root: Path) -> str | None:
@@ -235,8 +236,9 @@ def from_tarball(tarball: Path, arch: Architecture, source: str = TARBALL,
 # --- the archive ---------------------------------------------------------------------------
 
 
-def mirror_from_apt(etc: Path = Path("/etc/apt")) -> str:
-    """The first Debian archive URI of apt's sources (not security), else deb.debian.org."""
+def mirror_from_apt(etc: Path = Path("/etc/apt"), default: str | None = DEFAULT_MIRROR) -> str:
+    """The first Debian archive URI of apt's sources (not security), else ``default``
+    (deb.debian.org); ``$HWCAPDEB_MIRROR`` overrides both."""
     override = os.environ.get("HWCAPDEB_MIRROR")
     if override:
         return override.rstrip("/")
@@ -247,7 +249,7 @@ def mirror_from_apt(etc: Path = Path("/etc/apt")) -> str:
                                   path.read_text(), re.M):
                 if uri.startswith("http") and "security" not in uri:
                     return uri.rstrip("/")
-    return DEFAULT_MIRROR
+    return default or ""
 
 
 def libc6_url(version: str, arch: str, mirror: str) -> str:
@@ -396,11 +398,13 @@ def select_loader(
         return host
     tarball = _tarball_for(record.distribution, arch_name, sbuild_cache or sbuild_dir()) \
         if record.distribution else None
+    mirror = None
     if tarball is not None:
         with contextlib.suppress(InputError):
             found = from_tarball(tarball, arch, TARBALL, cache)
             if record.libc6 is None or found.libc6 == record.libc6:
                 return found if found.glibc != host.glibc else _same(host, found.detail)
+            mirror = mirror_from_apt(found.root / "etc/apt", default=None) or None
     if record.libc6 is None:
         return host
     if _upstream(record.libc6) == host.glibc:
@@ -408,7 +412,7 @@ def select_loader(
     try:
         if not fetch:
             raise OSError("fetching is off")
-        root = fetch_libc6(record.libc6, arch, cache=cache)
+        root = fetch_libc6(record.libc6, arch, mirror=mirror, cache=cache)
         return from_root(root, arch, ARCHIVE, f"libc6 {record.libc6} from the archive "
                          f"(named by {record.origin.name})", record.libc6)
     except (OSError, InputError) as err:
