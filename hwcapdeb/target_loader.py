@@ -364,6 +364,13 @@ def _upstream(version: str) -> str:
     return m.group(1) if m else bare
 
 
+def _small_ok(path: Path) -> bool:
+    """A non-empty regular file (a tarball being written is empty at first)."""
+    with contextlib.suppress(OSError):
+        return path.is_file() and path.stat().st_size > 0
+    return False
+
+
 def _tarball_for(dist: str, arch: str, directory: Path) -> Path | None:
     for candidate in sorted(directory.glob(f"{dist}-{arch}.tar*")):
         with contextlib.suppress(OSError):
@@ -396,19 +403,25 @@ def select_loader(
     record = build_record(paths)
     if record is None or (record.arch and record.arch != arch_name):
         return host
-    tarball = _tarball_for(record.distribution, arch_name, sbuild_cache or sbuild_dir()) \
+    if record.libc6 is not None and _upstream(record.libc6) == host.glibc:
+        return _same(host, f"libc6 {record.libc6} of {record.origin.name}")
+    chroots = sbuild_cache or sbuild_dir()
+    tarball = _tarball_for(record.distribution, arch_name, chroots) \
         if record.distribution else None
+    # the .changes' Distribution is the changelog's (UNRELEASED, or unstable built in
+    # another chroot): when its tarball does not match, any chroot whose libc6 does
+    others = sorted(p for p in chroots.glob(f"*-{arch_name}.tar*") if p != tarball) \
+        if record.libc6 is not None and chroots.is_dir() else []
     mirror = None
-    if tarball is not None:
+    for candidate in [t for t in (tarball, *others) if t is not None and _small_ok(t)]:
         with contextlib.suppress(InputError):
-            found = from_tarball(tarball, arch, TARBALL, cache)
+            found = from_tarball(candidate, arch, TARBALL, cache)
             if record.libc6 is None or found.libc6 == record.libc6:
                 return found if found.glibc != host.glibc else _same(host, found.detail)
-            mirror = mirror_from_apt(found.root / "etc/apt", default=None) or None
+            if candidate == tarball:
+                mirror = mirror_from_apt(found.root / "etc/apt", default=None) or None
     if record.libc6 is None:
         return host
-    if _upstream(record.libc6) == host.glibc:
-        return _same(host, f"libc6 {record.libc6} of {record.origin.name}")
     try:
         if not fetch:
             raise OSError("fetching is off")
