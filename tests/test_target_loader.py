@@ -345,3 +345,32 @@ def test_fifo_buildinfo_does_not_block(new_lib_tree: Path, tmp_path: Path) -> No
     os.mkfifo(info)
     got = select_loader([changes], cache=tmp_path / "cache", sbuild_cache=tmp_path)
     assert got.source == HOST and got.warning is None
+
+
+def test_mirror_from_apt_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hwcapdeb.target_loader import mirror_from_apt
+    monkeypatch.delenv("HWCAPDEB_MIRROR", raising=False)
+    etc = tmp_path / "apt"
+    (etc / "sources.list.d").mkdir(parents=True)
+    assert mirror_from_apt(etc, default=None) == ""
+    (etc / "sources.list.d/debian.sources").write_text(
+        "Types: deb\nURIs: http://security.example/debian-security\nSuites: x\n\n"
+        "Types: deb\nURIs: http://mirror.example/debian/\nSuites: x\n")
+    assert mirror_from_apt(etc) == "http://mirror.example/debian"
+    (etc / "sources.list").write_text("deb [trusted=yes] http://one.example/debian x main\n")
+    assert mirror_from_apt(etc) == "http://one.example/debian"
+    monkeypatch.setenv("HWCAPDEB_MIRROR", "http://override.example/d/")
+    assert mirror_from_apt(etc) == "http://override.example/d"
+
+
+def test_deb_finds_its_buildinfo(target: TargetLoader, new_lib_tree: Path,
+                                 tmp_path: Path) -> None:
+    """A .deb given alone: the .buildinfo beside it that lists the package in Binary."""
+    from hwcapdeb.target_loader import build_record
+    changes = _changes(tmp_path, new_lib_tree, target.libc6 or "")
+    changes.unlink()
+    deb = next(tmp_path.glob("*.deb"))
+    record = build_record([deb])
+    assert record is not None and record.libc6 == target.libc6 and record.arch == "amd64"
+    got = select_loader([deb], sbuild_cache=tmp_path / "none", cache=target.root.parent)
+    assert got.source == ARCHIVE and got.glibc == target.glibc
