@@ -65,7 +65,33 @@ def _matches(cond: dict[str, Any], features: frozenset[str], vendor: str | None)
         f in features for f in cond["none"])
 
 
-def legacy_subdirs(arch: str, features: frozenset[str], vendor: str | None) -> list[str]:
+def _tunable_mask(tunables: str | None, name: str) -> int | None:
+    """The value of tunable ``name`` in a GLIBC_TUNABLES string (the last one), parsed
+    like glibc 2.36's _dl_strtoul: 0x hex, leading 0 octal, the leading digits only,
+    no digits at all is 0 (measured: ``banana`` and the empty value act as 0, ``2zz``
+    as 2); None if the tunable is absent."""
+    value = None
+    for item in (tunables or "").split(":"):
+        key, sep, raw = item.partition("=")
+        if sep and key == name:
+            value = raw
+    if value is None:
+        return None
+    base, digits = 10, "0123456789"
+    if value[:2].lower() == "0x":
+        base, digits, value = 16, "0123456789abcdefABCDEF", value[2:]
+    elif value.startswith("0"):
+        base, digits = 8, "01234567"
+    prefix = ""
+    for char in value:
+        if char not in digits:
+            break
+        prefix += char
+    return int(prefix, base) if prefix else 0
+
+
+def legacy_subdirs(arch: str, features: frozenset[str], vendor: str | None,
+                   tunables: str | None = None) -> list[str]:
     """Legacy hwcaps subdirectories in glibc 2.36's search order, e.g. on an AMD CPU
     ``tls/x86_64/x86_64, tls/x86_64, tls/x86_64, tls, x86_64/x86_64, x86_64, x86_64``
     (platform x86_64 from AT_PLATFORM, hwcap x86_64; duplicates are searched twice).
@@ -74,12 +100,17 @@ def legacy_subdirs(arch: str, features: frozenset[str], vendor: str | None) -> l
     ``tls``; every subset is tried, the one with the highest bits first, and a
     path lists its elements highest first (elf/dl-hwcaps.c).  The empty subset
     (the directory itself) is not included.  [] when the architecture has no data.
+    ``tunables``: a GLIBC_TUNABLES string; its ``glibc.cpu.hwcap_mask`` replaces the
+    default mask (measured on 2.36: ``=0`` leaves ``tls/x86_64, tls, x86_64``).
     """
     spec = _data()["legacy_hwcaps"].get(arch)
     if spec is None:
         return []
-    elements = [c["name"] for c in spec["hwcaps"]
-                if c["name"] in spec["hwcap_mask"] and _matches(c, features, vendor)]
+    mask = _tunable_mask(tunables, spec["hwcap_mask_tunable"])
+    if mask is None:
+        mask = sum(1 << c["bit"] for c in spec["hwcaps"] if c["name"] in spec["hwcap_mask"])
+    elements = [c["name"] for c in sorted(spec["hwcaps"], key=lambda c: c["bit"])
+                if mask & (1 << c["bit"]) and _matches(c, features, vendor)]
     platform = next((c["name"] for c in spec["platforms"] if _matches(c, features, vendor)),
                     spec["at_platform"])
     if platform:

@@ -279,7 +279,7 @@ class _Search:
         #: legacy hwcaps subdirectories this release searches (None: release unknown)
         self.legacy: list[str] | None = None
         if glibc is not None:
-            self.legacy = (legacy_subdirs(cpu.arch, cpu.features, cpu.vendor)
+            self.legacy = (legacy_subdirs(cpu.arch, cpu.features, cpu.vendor, cpu.tunables)
                            if applies("legacy-hwcaps", glibc) else [])
 
     def step(self, path: Path | str, verdict: str, reason: str) -> None:

@@ -33,6 +33,8 @@ LAYOUTS = {
     "x86_64": {"x86_64": "baseline"},
     "tls-x86_64": {"tls/x86_64": "baseline", "x86_64": "baseline"},
     "nested": {"x86_64/x86_64": "baseline", "tls": "baseline"},
+    "nested-only": {"x86_64/x86_64": "baseline"},
+    "tls-nested-only": {"tls/x86_64/x86_64": "baseline"},
     "haswell": {"haswell": "x86-64-v3", "x86_64": "baseline"},
     "avx512_1": {"avx512_1": "x86-64-v4", "x86_64": "baseline"},
     "v4-marker-in-legacy": {"x86_64": "x86-64-v4"},
@@ -60,6 +62,22 @@ def test_host_loader_and_model_agree(name: str, hwcaps: tuple[str, ...], tmp_pat
                         system=False, glibc=host.glibc)
         assert real.path == model.path, (mask, real.error, [s.to_json() for s in model.trace])
         assert (real.error is None) == (model.error is None), (mask, real.error, model.error)
+
+
+@pytest.mark.parametrize("tunables", ["glibc.cpu.hwcap_mask=0", "glibc.cpu.hwcap_mask=0x2",
+                                      "glibc.cpu.hwcap_mask=banana", "glibc.cpu.hwcap_mask=2zz",
+                                      "glibc.cpu.hwcap_mask=0:glibc.cpu.hwcaps=-AVX2"])
+@pytest.mark.parametrize("name", ["nested-only", "tls-nested-only", "x86_64"])
+def test_hwcap_mask_tunable(name: str, tunables: str, tmp_path: Path) -> None:
+    """glibc.cpu.hwcap_mask (2.36) drops hwcap names from the legacy power set."""
+    host = host_loader(AMD64)
+    tree = _tree(tmp_path, LAYOUTS[name], ())
+    real = probe(SONAME, library_path=[tree], tunables=tunables)
+    model = resolve(SONAME, apply_tunables(host_model(), tunables), library_path=[tree],
+                    system=False, glibc=host.glibc)
+    assert real.path == model.path, (real.error, [s.to_json() for s in model.trace])
+    if name == "nested-only" and tunables.endswith(("=0", "=banana")):
+        assert real.path == tree / SONAME  # the mask dropped x86_64/x86_64: not vacuous
 
 
 def test_legacy_dirs_change_what_236_loads(tmp_path: Path) -> None:
