@@ -134,3 +134,16 @@ def test_glibc_version_is_validated(bad: str) -> None:
         parse_version(bad)
     with pytest.raises(UsageError):
         resolve(SONAME, host_model(), system=False, glibc=bad or "x")
+
+
+@pytest.mark.skipif(not shutil.which("qemu-x86_64"), reason="needs qemu-user")
+def test_which_cli_models_the_hosts_legacy_dirs(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """which asks the host's loader, so the model follows the host's release by default."""
+    from hwcapdeb.cli import main
+    tree = _tree(tmp_path, LAYOUTS["haswell"], ())
+    code = main(["which", SONAME, "--library-path", str(tree), "--cpu", "haswell"])
+    out = capsys.readouterr().out
+    assert code == 0 and "agrees" in out, out
+    if applies("legacy-hwcaps", host_loader(AMD64).glibc):
+        assert f"{tree}/haswell/{SONAME} (legacy hwcaps directory haswell/)" in out

@@ -67,8 +67,8 @@ def _agreement(res: Resolution, real: ProbeResult) -> str | None:
 @click.option("--glibc", "glibc", metavar="V",
               help="The target's glibc release (e.g. 2.36): its rules apply (glibc-hwcaps "
                    "names it knows, legacy dirs up to 2.36; profiles/glibc.json). Default: the "
-                   "--loader-root's, else the CPU model's if a real loader made it, else all "
-                   "names and no legacy dirs.")
+                   "--loader-root's, else the host's when its loader is asked (--real), else "
+                   "the CPU model's if a real loader made it, else all names, no legacy dirs.")
 @click.option("--loader-root", type=click.Path(path_type=Path), metavar="ROOT",
               help="Ask the ld.so of this unpacked root (or chroot tarball) of the target "
                    "release instead of the host's; the model follows its glibc release.")
@@ -92,6 +92,9 @@ def command(
     base = cpu_model(cpu_spec, arch_name)
     cpu = apply_tunables(base, tunables)
     dirs = split_list(list(library_path)) or []
+    if glibc is None and target is None and check_real and root is None \
+            and arch_name == host_arch():
+        glibc = host_loader(architecture(arch_name)).glibc  # the loader asked below
     res = resolve(soname, cpu, library_path=dirs, root=root, hwcaps_prepend=hwcaps_prepend,
                   hwcaps_mask=hwcaps_mask, glibc=glibc or (target.glibc if target else None))
     real: ProbeResult | None = None
@@ -108,6 +111,7 @@ def command(
             "soname": soname,
             "path": str(res.path) if res.path else None,
             "level": res.level.name if res.level else None,
+            "legacy_dir": res.legacy_dir,
             "error": res.error,
             "trace": [s.to_json() for s in res.trace],
             "cpu": cpu.to_json(),
@@ -128,7 +132,9 @@ def command(
             for step in res.trace:
                 click.echo(f"  {step.verdict:12} {step.path}: {step.reason}")
         if res.path is not None:
-            level = res.level.name if res.level else "prepended directory"
+            level = res.level.name if res.level else (
+                f"legacy hwcaps directory {res.legacy_dir}/" if res.legacy_dir
+                else "prepended directory")
             click.echo(f"{soname} => {res.path} ({level})")
         else:
             click.echo(f"{soname}: not loaded: {res.error}")
