@@ -301,8 +301,23 @@ class BuildRecord:
     origin: Path
 
 
+def _expand_dirs(paths: Sequence[Path]) -> list[Path]:
+    """A build's output directory stands for its .changes and .debs (as in verify)."""
+    result: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            with contextlib.suppress(OSError):
+                result.extend(sorted(p for p in path.iterdir() if p.suffix in (".changes", ".deb")
+                                     and not p.name.endswith("_source.changes")))
+        else:
+            result.append(path)
+    return result
+
+
 def build_record(paths: Sequence[Path]) -> BuildRecord | None:
-    """From the first .changes among ``paths`` (or a .buildinfo beside a .deb)."""
+    """From the first .changes among ``paths`` (or a .buildinfo beside a .deb); a
+    directory stands for the .changes and .deb files directly in it."""
+    paths = _expand_dirs(paths)
     for path in paths:
         if path.suffix == ".changes" and _small_file(path):
             try:

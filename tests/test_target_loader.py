@@ -374,3 +374,10 @@ def test_deb_finds_its_buildinfo(target: TargetLoader, new_lib_tree: Path,
     assert record is not None and record.libc6 == target.libc6 and record.arch == "amd64"
     got = select_loader([deb], sbuild_cache=tmp_path / "none", cache=target.root.parent)
     assert got.source == ARCHIVE and got.glibc == target.glibc
+
+
+def test_output_directory_stands_for_its_changes(target: TargetLoader, new_lib_tree: Path,
+                                                 tmp_path: Path) -> None:
+    _changes(tmp_path, new_lib_tree, target.libc6 or "")
+    got = select_loader([tmp_path], sbuild_cache=tmp_path / "none", cache=target.root.parent)
+    assert got.source == ARCHIVE and got.glibc == target.glibc
