@@ -99,8 +99,11 @@ def glibc_of(ld_so: Path, what: str) -> str:
         out = subprocess.run([str(ld_so), "--version"], capture_output=True, text=True,
                              timeout=30, env={"PATH": os.environ.get("PATH", "")})
     except OSError as err:
+        hint = ("unpack the libc6 .deb with dpkg-deb -x, which keeps its modes"
+                if isinstance(err, PermissionError) else
+                "give a root of this machine's architecture")
         raise InputError(f"{what}: {ld_so} is not runnable here ({err.strerror})",
-                         hint="give a root of this machine's architecture") from None
+                         hint=hint) from None
     except subprocess.TimeoutExpired:
         raise InputError(f"{what}: {ld_so} --version did not finish") from None
     found = _VERSION_LINE.search(out.stdout.splitlines()[0] if out.stdout else "")

@@ -255,7 +255,8 @@ def _arm64_root(target: TargetLoader, dest: Path) -> Path:
     return dest
 
 
-@pytest.mark.parametrize("kind", ["empty", "not-elf", "wrong-arch", "not-a-loader", "missing"])
+@pytest.mark.parametrize("kind", ["empty", "not-elf", "wrong-arch", "not-a-loader", "missing",
+                                  "not-executable", "no-libc"])
 def test_broken_loader_root(kind: str, target: TargetLoader, tmp_path: Path,
                             capsys: pytest.CaptureFixture[str]) -> None:
     root = tmp_path / "root"
@@ -263,6 +264,12 @@ def test_broken_loader_root(kind: str, target: TargetLoader, tmp_path: Path,
         root.mkdir()
     elif kind == "wrong-arch":
         _arm64_root(target, root)
+    elif kind == "not-executable":
+        shutil.copytree(target.root, root, symlinks=True)
+        (root / "usr/lib64/ld-linux-x86-64.so.2").resolve().chmod(0o644)
+    elif kind == "no-libc":
+        shutil.copytree(target.root, root, symlinks=True)
+        (root / "usr/lib/x86_64-linux-gnu/libc.so.6").unlink()
     elif kind in ("not-elf", "not-a-loader"):
         shutil.copytree(target.root, root, symlinks=True)
         ld_so = (root / "usr/lib64/ld-linux-x86-64.so.2").resolve()
