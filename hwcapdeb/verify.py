@@ -761,7 +761,8 @@ def verify_paths(
         trees = open_inputs([Path(p) for p in paths], work)
         target = None
         arch = arch_name or _packages_arch(trees)
-        if loader_root is not None or (detect_loader and architecture(arch).loader
+        host_ld_so = architecture(arch).loader
+        if loader_root is not None or (detect_loader and host_ld_so and Path(host_ld_so).exists()
                                        and arch == cpu_mod.host_arch()):
             target = select_loader([Path(p) for p in paths], arch, loader_root=loader_root)
         return verify_trees(trees, cpus=cpus, arch_name=arch_name, debug_roots=debug_roots,
