@@ -388,3 +388,20 @@ def test_output_directory_stands_for_its_changes(target: TargetLoader, new_lib_t
     _changes(tmp_path, new_lib_tree, target.libc6 or "")
     got = select_loader([tmp_path], sbuild_cache=tmp_path / "none", cache=target.root.parent)
     assert got.source == ARCHIVE and got.glibc == target.glibc
+
+
+@pytest.mark.skipif(not shutil.which("qemu-x86_64"), reason="needs qemu-user")
+def test_qemu_cpu_with_the_target_loader(target: TargetLoader, tmp_path: Path) -> None:
+    """qemu's Intel Haswell: glibc 2.36 would load a haswell/ copy, the target's newer
+    loader (run under qemu) does not, and the model for its release agrees."""
+    from hwcapdeb.cpu import cpu_model
+    from tests.elfbuild import compile_library
+    install_variant_tree(tmp_path, levels=())
+    compile_library(tmp_path / "haswell" / "libhwtest.so.1", variant="x86-64-v3")
+    real = probe("libhwtest.so.1", library_path=[tmp_path], qemu_cpu="Haswell", loader=target)
+    model = resolve("libhwtest.so.1", cpu_model("haswell"), library_path=[tmp_path],
+                    system=False, glibc=target.glibc)
+    assert real.path == model.path == tmp_path / "libhwtest.so.1", real.command
+    old = resolve("libhwtest.so.1", cpu_model("haswell"), library_path=[tmp_path],
+                  system=False, glibc="2.36")
+    assert old.legacy_dir == "haswell"
