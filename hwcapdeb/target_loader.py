@@ -138,6 +138,14 @@ def _elf_machine(path: Path) -> int | None:
 _MACHINES = {"amd64": 62, "ppc64el": 21, "s390x": 22, "arm64": 183, "i386": 3}
 
 
+def _inside(path: Path, root: Path) -> bool:
+    """A regular file that stays in ``root`` (an absolute link would ask the host's)."""
+    try:
+        return path.is_file() and path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):
+        return False
+
+
 def from_root(root: Path, arch: Architecture, source: str = LOADER_ROOT,
               detail: str | None = None, libc6: str | None = None) -> TargetLoader:
     """The loader of an unpacked root; InputError (exit 2) if there is none that runs here."""
@@ -148,7 +156,7 @@ def from_root(root: Path, arch: Architecture, source: str = LOADER_ROOT,
     rel = (arch.loader or "").lstrip("/")
     candidates = [root / rel, root / "usr" / rel, root / "lib" / arch.triplet / Path(rel).name,
                   root / "usr/lib" / arch.triplet / Path(rel).name]
-    ld_so = next((c for c in candidates if rel and c.is_file()), None)
+    ld_so = next((c for c in candidates if rel and _inside(c, root)), None)
     if ld_so is None:
         raise InputError(f"{what}: no {arch.loader} in it",
                          hint=f"unpack a libc6 .deb of {arch.arch} there (dpkg-deb -x)")
@@ -161,7 +169,7 @@ def from_root(root: Path, arch: Architecture, source: str = LOADER_ROOT,
                          f"(ELF machine {machine})", hint="give a root of the packages' "
                          "architecture")
     libdir = next((d for d in (root / "lib" / arch.triplet, root / "usr/lib" / arch.triplet)
-                   if (d / "libc.so.6").is_file()), None)
+                   if _inside(d / "libc.so.6", root)), None)
     if libdir is None:
         raise InputError(f"{what}: no libc.so.6 beside {ld_so.name}",
                          hint="unpack the whole libc6 .deb there")
@@ -213,6 +221,9 @@ def extract_tarball(tarball: Path, arch: Architecture, cache: Path | None = None
              "--ignore-failed-read", *_tar_members(arch)],
             capture_output=True, text=True, timeout=600)
         libc6 = _status_libc6(Path(tmp))
+        if libc6 is not None and not _DEB_VERSION.match(libc6):
+            raise InputError(f"{tarball}: its libc6 version {libc6[:40]!r} is not a Debian "
+                             "version", hint="give an sbuild chroot tarball made by mmdebstrap")
         if libc6 is None:
             first = (out.stderr.strip().splitlines() or ["no libc6 in its dpkg status"])[0]
             raise InputError(f"{tarball}: not a chroot tarball with libc6 ({first})",

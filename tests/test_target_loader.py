@@ -405,3 +405,29 @@ def test_qemu_cpu_with_the_target_loader(target: TargetLoader, tmp_path: Path) -
     old = resolve("libhwtest.so.1", cpu_model("haswell"), library_path=[tmp_path],
                   system=False, glibc="2.36")
     assert old.legacy_dir == "haswell"
+
+
+def test_root_whose_loader_links_out_is_refused(target: TargetLoader, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """An absolute link to the host's ld.so would answer as the host while named the
+    target: refused."""
+    root = tmp_path / "root"
+    shutil.copytree(target.root, root, symlinks=True)
+    for rel in ("usr/lib64/ld-linux-x86-64.so.2", "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"):
+        (root / rel).unlink()
+        (root / rel).symlink_to("/lib64/ld-linux-x86-64.so.2")
+    code, _, err = _cli(capsys, "which", "libc.so.6", "--no-real", "--loader-root", str(root))
+    assert code == 2 and "no /lib64/ld-linux-x86-64.so.2 in it" in err, err
+
+
+def test_tarball_with_a_hostile_libc6_version(tmp_path: Path) -> None:
+    from hwcapdeb.errors import InputError
+    status = tmp_path / "t/var/lib/dpkg"
+    status.mkdir(parents=True)
+    (status / "status").write_text("Package: libc6\nStatus: install ok installed\n"
+                                   "Version: ../../../escape\n")
+    with tarfile.open(tmp_path / "x.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "t/var", arcname="./var")
+    with pytest.raises(InputError, match="not a Debian version"):
+        select_loader([], loader_root=tmp_path / "x.tar.gz", cache=tmp_path / "cache")
+    assert not (tmp_path / "escape-amd64").exists()
