@@ -200,8 +200,16 @@ def _status_libc6(root: Path) -> str | None:
 
 def extract_tarball(tarball: Path, arch: Architecture, cache: Path | None = None) -> Path:
     """The loader files of a chroot tarball, unpacked once into the cache
-    (``loaders/VERSION-ARCH``, keyed by the tarball's size and mtime in ``tarballs.json``)."""
-    cache = cache or cache_dir()
+    (``loaders/VERSION-ARCH``, keyed by the tarball's size and mtime in ``tarballs.json``).
+    InputError if it cannot be done."""
+    try:
+        return _extract_tarball(tarball, arch, cache or cache_dir())
+    except (OSError, subprocess.SubprocessError) as err:
+        raise InputError(f"{tarball}: cannot extract its loader ({err})",
+                         hint=f"check that {cache or cache_dir()} is writable") from None
+
+
+def _extract_tarball(tarball: Path, arch: Architecture, cache: Path) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     index_file = cache / "tarballs.json"
     try:
@@ -229,11 +237,10 @@ def extract_tarball(tarball: Path, arch: Architecture, cache: Path | None = None
             raise InputError(f"{tarball}: not a chroot tarball with libc6 ({first})",
                              hint="give an unpacked root or an sbuild chroot tarball")
         dest = cache / f"{libc6}-{arch.arch}"
-        if dest.is_dir() and "X-Fetched-From" in (dest / "var/lib/dpkg/status").read_text(
-                errors="replace"):
+        status = dest / "var/lib/dpkg/status"
+        if status.is_file() and "X-Fetched-From" in status.read_text(errors="replace"):
             shutil.rmtree(dest)  # a libc6 alone: the chroot's files add libstdc++ and libgcc_s
-        if not dest.is_dir():
-            os.rename(tmp, dest)
+        if _settle(Path(tmp), dest):
             Path(tmp).mkdir()  # for TemporaryDirectory's cleanup
     index[key] = dest.name
     with contextlib.suppress(OSError):
@@ -272,6 +279,20 @@ def libc6_url(version: str, arch: str, mirror: str) -> str:
     return f"{mirror}/pool/main/g/glibc/libc6_{bare}_{arch}.deb"
 
 
+def _settle(src: Path, dest: Path) -> bool:
+    """Move a finished extraction into place; another run may have been first (then its
+    copy is kept).  True if ``src`` was moved."""
+    if dest.is_dir():
+        return False
+    try:
+        os.rename(src, dest)
+    except OSError:
+        if not dest.is_dir():
+            raise
+        return False
+    return True
+
+
 def fetch_libc6(version: str, arch: Architecture, *, mirror: str | None = None,
                 cache: Path | None = None, timeout: float = 60) -> Path:
     """Unpacked libc6 VERSION in the cache, downloaded once; OSError if it cannot be had."""
@@ -297,8 +318,7 @@ def fetch_libc6(version: str, arch: Architecture, *, mirror: str | None = None,
         status.mkdir(parents=True, exist_ok=True)
         (status / "status").write_text(f"Package: libc6\nStatus: install ok installed\n"
                                        f"Version: {version}\nX-Fetched-From: {url}\n")
-        if not dest.is_dir():
-            os.rename(tree, dest)
+        _settle(tree, dest)
     return dest
 
 
