@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import http.client
 import json
 import os
 import re
 import shutil
 import subprocess
 import tempfile
-import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -307,11 +307,14 @@ def fetch_libc6(version: str, arch: Architecture, *, mirror: str | None = None,
         try:
             with urllib.request.urlopen(url, timeout=timeout) as resp, deb.open("wb") as fh:
                 shutil.copyfileobj(resp, fh)
-        except (urllib.error.URLError, TimeoutError, ValueError) as err:
+        except (OSError, ValueError, http.client.HTTPException) as err:
             raise OSError(f"cannot fetch {url}: {getattr(err, 'reason', err)}") from None
         tree = Path(tmp) / "root"
-        out = subprocess.run(["dpkg-deb", "-x", str(deb), str(tree)], capture_output=True,
-                             text=True, timeout=120)
+        try:
+            out = subprocess.run(["dpkg-deb", "-x", str(deb), str(tree)], capture_output=True,
+                                 text=True, timeout=120)
+        except subprocess.SubprocessError as err:
+            raise OSError(f"{url}: dpkg-deb -x failed ({err})") from None
         if out.returncode != 0:
             raise OSError(f"{url}: not a .deb ({out.stderr.strip()[:100]})")
         status = tree / "var/lib/dpkg"
