@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -609,6 +610,10 @@ def _relative(path: Path, trees: Sequence[PackageTree]) -> str:
     return str(path)
 
 
+#: the loader's refusal of a library built against a newer glibc
+_NEWER_GLIBC = re.compile(r"version `GLIBC_([0-9.]+)' not found")
+
+
 def _ask_real_loader(
     soname: str, search: Sequence[Path], tunables: str | None, res: loader.Resolution,
     trees: Sequence[PackageTree], target: TargetLoader | None = None,
@@ -618,6 +623,11 @@ def _ask_real_loader(
     except HwcapdebError as err:
         return f"not asked: {err.message}", None
     if result.path is None:
+        too_old = _NEWER_GLIBC.search(result.error or "")
+        if too_old and target is not None and target.warning:
+            # the build's loader could not be had and the host's is too old to answer
+            return (f"not answered: the library needs GLIBC_{too_old.group(1)}, the host's "
+                    f"loader is glibc {target.glibc} (target-loader-unavailable)"), None
         # both fail (e.g. a refused marker) or the model loads what the loader cannot
         return f"error: {result.error}", res.path is None
     same = res.path is not None and result.path.resolve() == res.path.resolve()
@@ -723,6 +733,9 @@ def verify_trees(
                 f"on {cell.cpu} the loader picks this file, but {cell.reason}")
         if cell.agrees is False:
             note = f"; the model notes {cell.model_note}" if cell.model_note else ""
+            if cell.real and _NEWER_GLIBC.search(cell.real):
+                note += ("; the library needs a newer glibc than this loader's: pass "
+                         "--loader-root with a root or chroot tarball of the target release")
             add("error", "loader-disagrees", cell.package, cell.resolved or cell.library,
                 f"on {cell.cpu} the real loader picks {cell.real} but the model says "
                 f"{cell.resolved}{note}")
