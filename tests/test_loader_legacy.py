@@ -147,3 +147,15 @@ def test_which_cli_models_the_hosts_legacy_dirs(tmp_path: Path,
     assert code == 0 and "agrees" in out, out
     if applies("legacy-hwcaps", host_loader(AMD64).glibc):
         assert f"{tree}/haswell/{SONAME} (legacy hwcaps directory haswell/)" in out
+
+
+def test_glibc_facts_match_their_schema() -> None:
+    import json
+
+    import jsonschema
+
+    data_dir = Path(__file__).resolve().parent.parent / "profiles"
+    data = json.loads((data_dir / "glibc.json").read_text())
+    jsonschema.validate(data, json.loads((data_dir / "glibc.schema.json").read_text()))
+    for entry in data["rules"]:
+        assert entry.get("glibc_min") or entry.get("glibc_max"), entry["id"]
