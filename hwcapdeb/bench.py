@@ -44,6 +44,7 @@ from hwcapdeb.elf import is_elf, read_elf
 from hwcapdeb.errors import ExternalCommandError, InputError, UsageError
 from hwcapdeb.loader import HWCAPS_DIR
 from hwcapdeb.profiles import BASELINE, Architecture, Profile, architecture
+from hwcapdeb.target_loader import TargetLoader
 from hwcapdeb.tools import find_tool
 
 #: bumped when the --json document changes incompatibly
@@ -578,6 +579,7 @@ class BenchReport:
     options: BenchOptions
     variants: list[VariantResult]
     notes: list[str]
+    target: TargetLoader | None = None  # the ld.so that ran COMMAND, with its glibc and source
 
     @property
     def kept(self) -> list[str]:
@@ -595,6 +597,7 @@ class BenchReport:
             "program": str(self.program.executable),
             "program_origin": self.program.origin,
             "loader": self.loader,
+            "target_loader": self.target.to_json() if self.target else None,
             "cpu": self.cpu,
             "metric": o.metric,
             "score": o.score,
@@ -621,9 +624,10 @@ def host_arch_name() -> str:
     return out or "amd64"
 
 
-def _loader_argv(loader: str, layout: Layout, level: str) -> list[str]:
+def _loader_argv(loader: str, layout: Layout, level: str,
+                 extra: Sequence[Path] = ()) -> list[str]:
     mask = "" if level == BASELINE else level
-    return [loader, "--library-path", ":".join(str(d) for d in layout.libdirs),
+    return [loader, "--library-path", ":".join(str(d) for d in [*layout.libdirs, *extra]),
             "--glibc-hwcaps-mask", mask]
 
 
@@ -643,6 +647,7 @@ class _Bench:
         self.layout = layout
         self.program = program
         self.loader = loader
+        self.extra_libdirs: list[Path] = []
         self.options = options
         self.scratch = scratch
         self.progress = progress or (lambda _msg: None)
@@ -655,7 +660,8 @@ class _Bench:
                 raise UsageError(f"--score is not a valid regular expression: {err}") from None
 
     def argv(self, level: str) -> list[str]:
-        return [*_loader_argv(self.loader, self.layout, level), *self.program.argv]
+        return [*_loader_argv(self.loader, self.layout, level, self.extra_libdirs),
+                *self.program.argv]
 
     def run(self, level: str, env: dict[str, str] | None = None,
             timed: bool = True) -> tuple[Run, int]:
@@ -717,8 +723,13 @@ def run_bench(
     *,
     cpu: CpuModel | None = None,
     progress: Callable[[str], None] | None = None,
+    target: TargetLoader | None = None,
 ) -> BenchReport:
-    """Benchmark every variant of the packages at ``paths`` with ``command``."""
+    """Benchmark every variant of the packages at ``paths`` with ``command``.
+
+    ``target``: the ld.so to run COMMAND with (a target release's, see
+    hwcapdeb.target_loader); default the host's.
+    """
     if options.score and options.metric != "score":
         options = replace(options, metric="score")
     if options.metric == "score" and not options.score:
@@ -730,7 +741,7 @@ def run_bench(
     arch.require_hwcaps()
     if arch.loader is None or not Path(arch.loader).exists():
         raise ExternalCommandError(f"the {arch_name} loader {arch.loader} is not on this machine")
-    loader = arch.loader
+    loader = str(target.ld_so) if target is not None else arch.loader
     with tempfile.TemporaryDirectory(prefix="hwcapdeb-bench-") as tmp:
         scratch = Path(tmp)
         trees = open_inputs([p.absolute() for p in paths], scratch / "unpacked")
@@ -769,13 +780,17 @@ def run_bench(
             )
             results[level] = result
         bench = _Bench(layout, program, loader, options, scratch, progress)
+        if target is not None:
+            bench.extra_libdirs = target.library_path()
         _measure(bench, results, options)
         _decide(results, options)
         notes = list(layout.ignored)
         if program.note:
             notes.append(program.note)
+        if target is not None and target.warning:
+            notes.append(target.warning)
         return BenchReport(list(command), program, loader, model.name, options,
-                           list(results.values()), notes)
+                           list(results.values()), notes, target)
 
 
 def _measure(bench: _Bench, results: dict[str, VariantResult], options: BenchOptions) -> None:

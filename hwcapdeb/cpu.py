@@ -172,6 +172,7 @@ class CpuModel:
     tunables: str | None = None
     ignored_tunables: tuple[str, ...] = field(default=())
     glibc: str | None = None  # the loader's release when the model comes from a real loader
+    vendor: str | None = None  # "intel", "amd"...: glibc <= 2.36 chose legacy hwcaps dirs by it
 
     @property
     def isa_level(self) -> Level | None:
@@ -195,6 +196,7 @@ class CpuModel:
             "tunables": self.tunables,
             "ignored_tunables": list(self.ignored_tunables),
             "glibc": self.glibc,
+            "vendor": self.vendor,
         }
 
 
@@ -328,7 +330,7 @@ def from_archspec(name: str, arch: str = "amd64") -> CpuModel:
         features |= {"XSAVE", "OSXSAVE"}  # archspec omits xsave on some AVX parts
     return _model(
         key, arch, _finish(features), f"archspec {archspec.__version__} ({target.vendor})",
-        qemu_cpu=table.qemu_models.get(key),
+        qemu_cpu=table.qemu_models.get(key), vendor=_VENDORS.get(target.vendor),
     )
 
 
@@ -372,8 +374,18 @@ def parse_diagnostics(
     return CpuModel(
         name, arch, frozen, source,
         isa_1=int(isa.group(1), 16) if isa else isa_bits(frozen, arch),
-        glibc=_glibc_version(text),
+        glibc=_glibc_version(text), vendor=_diagnostics_vendor(text),
     )
+
+
+#: CPUID vendor strings, and glibc's enum cpu_features_kind (sysdeps/x86/include/cpu-features.h)
+_VENDORS = {"GenuineIntel": "intel", "AuthenticAMD": "amd"}
+_KINDS = {1: "intel", 2: "amd", 3: "zhaoxin", 4: "other"}
+
+
+def _diagnostics_vendor(text: str) -> str | None:
+    kind = re.search(r"^x86\.cpu_features\.basic\.kind=0x([0-9a-f]+)$", text, re.M)
+    return _KINDS.get(int(kind.group(1), 16)) if kind else None
 
 
 def _dump_arch(text: str) -> str | None:
@@ -455,7 +467,9 @@ def parse_cpuinfo(text: str, name: str = "/proc/cpuinfo", arch: str = "amd64") -
         features.add("OSXSAVE")
     model = re.search(r"^model name\s*:\s*(.*)$", text, re.M)
     source = "saved /proc/cpuinfo" + (f" ({model.group(1).strip()})" if model else "")
-    return _model(name, arch, _finish(features), source)
+    vendor = re.search(r"^vendor_id\s*:\s*(\S+)", text, re.M)
+    return _model(name, arch, _finish(features), source,
+                  vendor=_VENDORS.get(vendor.group(1)) if vendor else None)
 
 
 def load_dump(path: Path, arch: str = "amd64") -> CpuModel:

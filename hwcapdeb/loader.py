@@ -35,18 +35,21 @@ qemu-user CPUs, ``ldconfig -r`` sysroots, ppc64el/s390x cross loaders):
   all directories, and are *skipped* when their ISA marker exceeds the CPU's
   level; then the first directory's plain entry.  Without a cache hit the
   system directories are searched directly.
-* Legacy hwcaps directories (``haswell/``, ``tls/``; searched by glibc
-  2.33-2.36, removed in 2.37) are not modelled; the trace says so when one
-  exists.
+* Legacy hwcaps directories (``tls/``, ``x86_64/``, ``haswell/``...) are
+  searched after glibc-hwcaps/ and before the directory itself by the
+  releases of rule ``legacy-hwcaps`` in profiles/glibc.json (glibc <= 2.36),
+  in the order :func:`hwcapdeb.glibc_rules.legacy_subdirs` builds; newer
+  releases do not search them.  When the release is unknown (``glibc=None``
+  and a CPU model that did not come from a real loader) they are only noted.
+  The ld.so.cache model does not index them.
 """
 from __future__ import annotations
 
 import functools
 import glob
-import re
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +58,7 @@ from elftools.elf.enums import ENUM_E_MACHINE
 from hwcapdeb.cpu import CpuModel, supported_levels, why_not
 from hwcapdeb.elf import ElfFacts, decode_isa_needed, is_elf, read_elf
 from hwcapdeb.errors import InputError
+from hwcapdeb.glibc_rules import applies, legacy_subdirs, parse_version, rule
 from hwcapdeb.profiles import Architecture, Level, architecture
 
 HWCAPS_DIR = "glibc-hwcaps"
@@ -98,6 +102,7 @@ class Resolution:
     level: Level | None
     trace: list[TraceStep] = field(default_factory=list)
     error: str | None = None
+    legacy_dir: str | None = None  # the legacy hwcaps subdirectory it came from (glibc <= 2.36)
 
     @property
     def loaded(self) -> bool:
@@ -109,6 +114,7 @@ class Resolution:
             "path": str(self.path) if self.path else None,
             "level": self.level.name if self.level else None,
             "error": self.error,
+            "legacy_dir": self.legacy_dir,
             "trace": [step.to_json() for step in self.trace],
         }
 
@@ -131,10 +137,6 @@ def split_list(value: str | Sequence[str] | None) -> list[str] | None:
     return [n for item in items for n in item.replace(",", ":").split(":") if n]
 
 
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", text)[:2])
-
-
 def hwcaps_names(
     cpu: CpuModel,
     prepend: Sequence[str] = (),
@@ -152,7 +154,7 @@ def hwcaps_names(
     ]
     supported = supported_levels(cpu)
     for level in arch.search_order:
-        if glibc and level.glibc_min and _version(level.glibc_min) > _version(glibc):
+        if glibc and level.glibc_min and parse_version(level.glibc_min) > parse_version(glibc):
             names.append(_Name(level.name, False,
                                f"glibc {glibc} has no such directory (added in {level.glibc_min})",
                                level))
@@ -266,18 +268,26 @@ def _marker_problem(facts: ElfFacts, cpu: CpuModel) -> str | None:
 class _Search:
     """Mutable state of one resolve() call: the trace so far."""
 
-    def __init__(self, soname: str, cpu: CpuModel, names: list[_Name]) -> None:
+    def __init__(self, soname: str, cpu: CpuModel, names: list[_Name],
+                 glibc: str | None = None) -> None:
         self.soname = soname
         self.cpu = cpu
         self.names = names
         self.trace: list[TraceStep] = []
         self.arch = architecture(cpu.arch)
+        self.glibc = glibc
+        #: legacy hwcaps subdirectories this release searches (None: release unknown)
+        self.legacy: list[str] | None = None
+        if glibc is not None:
+            self.legacy = (legacy_subdirs(cpu.arch, cpu.features, cpu.vendor, cpu.tunables)
+                           if applies("legacy-hwcaps", glibc) else [])
 
     def step(self, path: Path | str, verdict: str, reason: str) -> None:
         self.trace.append(TraceStep(str(path), verdict, reason))
 
-    def done(self, path: Path | None, level: Level | None, error: str | None = None) -> Resolution:
-        return Resolution(self.soname, path, level, self.trace, error)
+    def done(self, path: Path | None, level: Level | None, error: str | None = None,
+             legacy_dir: str | None = None) -> Resolution:
+        return Resolution(self.soname, path, level, self.trace, error, legacy_dir)
 
     def take(
         self, path: Path, level: Level | None, how: str, contents: Path | None = None
@@ -329,11 +339,36 @@ class _Search:
             found = self.take(candidate, name.level, f"glibc-hwcaps/{name.name}: {name.reason}")
             if found:
                 return found
-        legacy = _legacy_copies(directory, self.soname)
-        if legacy:
-            self.step(legacy[0], NOTE, "legacy hwcaps directory: glibc 2.33-2.36 search it "
-                      "after glibc-hwcaps/ and before the directory itself; not modelled")
+        found = self.search_legacy(directory)
+        if found:
+            return found
         return self.take(directory / self.soname, self.arch.baseline, "the directory itself")
+
+    def search_legacy(self, directory: Path) -> Resolution | None:
+        """DIR/tls/x86_64/SONAME... for a glibc <= 2.36 (rule legacy-hwcaps)."""
+        if self.legacy is None or not self.legacy:
+            copies = _legacy_copies(directory, self.soname)
+            if copies:
+                why = (f"glibc {self.glibc} does not search it (rule legacy-hwcaps: "
+                       f"glibc <= {_legacy_max()})" if self.legacy is not None else
+                       f"searched only by glibc <= {_legacy_max()}; the loader's release is "
+                       "unknown (pass --glibc)")
+                self.step(copies[0], NOTE if self.legacy is None else NOT_SEARCHED,
+                          f"legacy hwcaps directory: {why}")
+            return None
+        for sub in dict.fromkeys(self.legacy):  # glibc tries a repeated name twice: same file
+            candidate = directory / sub / self.soname
+            if not candidate.exists() and not candidate.is_symlink():
+                continue  # absent legacy paths are not worth a trace line each
+            found = self.take(candidate, None, f"legacy hwcaps directory {sub}/ "
+                              f"(glibc {self.glibc} searches it: rule legacy-hwcaps)")
+            if found:
+                return replace(found, legacy_dir=sub) if found.path else found
+        return None
+
+
+def _legacy_max() -> str:
+    return rule("legacy-hwcaps").glibc_max or "?"
 
 
 def _legacy_copies(directory: Path, soname: str) -> list[Path]:
@@ -517,7 +552,10 @@ def resolve(
     """
     prepend = split_list(hwcaps_prepend) or []
     mask = split_list(hwcaps_mask)
-    search = _Search(soname, cpu, hwcaps_names(cpu, prepend, mask, glibc or cpu.glibc))
+    release = glibc or cpu.glibc
+    if release is not None:
+        parse_version(release)  # a non-version is a usage error, not "no directory"
+    search = _Search(soname, cpu, hwcaps_names(cpu, prepend, mask, release), release)
     if "/" in soname:  # dlopen("dir/libfoo.so.1") and DT_NEEDED with a slash: no search at all
         found = search.take(Path(soname), None, "a name with '/' is opened as is, without search")
         return found or search.done(None, None, f"{soname}: cannot open shared object file")

@@ -31,6 +31,7 @@ from hwcapdeb.errors import (
     UsageError,
 )
 from hwcapdeb.profiles import architecture
+from hwcapdeb.target_loader import TargetLoader
 from hwcapdeb.tools import find_tool
 
 
@@ -120,6 +121,7 @@ def probe(
     program: Path | None = None,
     arch: str = "amd64",
     timeout: float = 60,
+    loader: TargetLoader | None = None,
 ) -> ProbeResult:
     """Run the real loader (under qemu-user if ``qemu_cpu``) and report what it loaded.
 
@@ -128,12 +130,18 @@ def probe(
     paths in the result are outside paths (``ROOT/...``).  With ``program``
     (an executable that needs SONAME) the loader runs it instead of preloading
     SONAME into true(1), so the program's DT_RPATH/DT_RUNPATH take part.
+    With ``loader`` (a target release's ld.so, see hwcapdeb.target_loader) that
+    ld.so answers instead of the host's; its libc directory is appended to the
+    library path so true(1) and the library's libc dependencies resolve against
+    the target's libc (measured: without it the newer ld.so takes the host's libc
+    from the host's ld.so.cache and refuses what needs newer GLIBC_ symbols).
     """
     spec = architecture(arch)
     if spec.loader is None or spec.qemu is None:
         raise UnsupportedArchitecture(f"{arch} has no loader hwcapdeb knows how to probe")
     prefix: list[str] = []
-    loader = spec.loader
+    ld_so = spec.loader
+    target = loader if loader is not None and not loader.is_host and root is None else None
     foreign = arch != host_arch()
     if foreign:
         if not qemu_cpu:
@@ -147,7 +155,7 @@ def probe(
             inside = root / spec.loader.lstrip("/")
             if not inside.exists():  # Debian's libc6-<arch>-cross layout: ROOT/lib/ld*.so
                 inside = root / "lib" / Path(spec.loader).name
-            loader = str(inside)
+            ld_so = str(inside)
     elif root is not None:
         if os.geteuid() != 0:
             raise ExternalCommandError(
@@ -155,7 +163,7 @@ def probe(
                 hint="run as root or probe with a qemu CPU model",
             )
         prefix = [find_tool("chroot"), str(root)]
-    elif not Path(spec.loader).exists():
+    elif target is None and not Path(spec.loader).exists():
         raise ExternalCommandError(
             f"the {arch} loader {spec.loader} is not on this machine",
             hint="probe on an amd64 machine",
@@ -165,14 +173,17 @@ def probe(
         options += ["--glibc-hwcaps-prepend", hwcaps_prepend]
     if hwcaps_mask is not None:
         options += ["--glibc-hwcaps-mask", hwcaps_mask]
+    if target is not None:
+        ld_so = str(target.ld_so)
+        library_path = [*library_path, *target.library_path()]
     path_arg = ":".join(str(p) for p in library_path)
     if path_arg:
         options += ["--library-path", path_arg]
     if program is None:
         options += ["--preload", soname]
     true = str(program) if program is not None else _true_program(root, foreign)
-    argv = [*prefix, loader, *options, true]
-    list_argv = [*prefix, loader, *options, "--list", true]
+    argv = [*prefix, ld_so, *options, true]
+    list_argv = [*prefix, ld_so, *options, "--list", true]
     env = _child_env(tunables)
     env_shown = (("GLIBC_TUNABLES", tunables),) if tunables else ()
     try:

@@ -23,8 +23,12 @@ Tags (severity):
 - ``unknown-hwcaps-directory`` (W): glibc never searches that subdirectory.
 - ``unsafe-resolution`` (E): on some CPU of the matrix the loader picks a file
   whose unguarded code needs features that CPU lacks.
-- ``loader-disagrees`` (E): the real loader picked another file than the model
-  (e.g. a legacy hwcaps copy such as x86_64/, which glibc 2.33-2.36 still load).
+- ``loader-disagrees`` (E): the real loader picked another file than the model.
+- ``legacy-hwcaps-directory`` (W): on some CPU the loader picks a copy in a legacy
+  hwcaps directory (tls/, x86_64/, haswell/...): glibc <= 2.36 loads it, newer
+  releases never look there (rule legacy-hwcaps, profiles/glibc.json).
+- ``target-loader-unavailable`` (W): the build's libc6 loader could not be had;
+  the host's loader answered instead (hwcapdeb.target_loader).
 - ``unreadable-file`` (E): a library that cannot be parsed.
 - ``duplicate-variant`` (E): two packages ship the same level of one library.
 """
@@ -34,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +60,7 @@ from hwcapdeb.elf import (
 from hwcapdeb.errors import HwcapdebError, InputError
 from hwcapdeb.isa_scan import IsaAudit, audit, level_table
 from hwcapdeb.profiles import Architecture, Level, architecture
+from hwcapdeb.target_loader import TargetLoader, select_loader
 
 SEVERITY_LETTER = {"error": "E", "warning": "W", "info": "I"}
 
@@ -133,6 +139,7 @@ class Report:
     sizes: list[SizeRow]
     libraries: list[Library]
     arch: str = "amd64"
+    loader: TargetLoader | None = None  # the ld.so that answered (None: not asked)
 
     @property
     def errors(self) -> list[Finding]:
@@ -153,6 +160,7 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         return {
             "arch": self.arch,
+            "loader": self.loader.to_json() if self.loader else None,
             "findings": [f.to_json() for f in self.findings],
             "matrix": [c.to_json() for c in self.matrix],
             "cpus": self.cpus,
@@ -518,8 +526,12 @@ def dispatch_matrix(
     *,
     cpus: Sequence[str] | None = None,
     ask_loader: bool = True,
+    target: TargetLoader | None = None,
 ) -> tuple[list[Cell], list[str]]:
-    """Resolve every library on every CPU row with the loader model (and the real loader)."""
+    """Resolve every library on every CPU row with the loader model (and the real loader).
+
+    ``target``: the ld.so to ask (default the host's); the model follows its glibc release.
+    """
     if not libraries:
         return [], []
     rows = cpu_rows(cpus, arch)
@@ -532,7 +544,8 @@ def dispatch_matrix(
             search = [merged / lib.libdir,
                       *sorted({merged / o.libdir for o in libraries} - {merged / lib.libdir})]
             for row in rows:
-                res = loader.resolve(lib.soname, row.model, library_path=search, system=False)
+                res = loader.resolve(lib.soname, row.model, library_path=search, system=False,
+                                     glibc=target.glibc if target else None)
                 build = by_path.get(res.path.resolve()) if res.path else None
                 rel = build.relpath if build else (
                     _relative(res.path.resolve(), trees) if res.path else None)
@@ -542,14 +555,16 @@ def dispatch_matrix(
                     safe, reason = _safety(build, row.model)
                 real, agrees, note = None, None, None
                 if ask_loader and row.real:
-                    real, agrees = _ask_real_loader(lib.soname, search, row.tunables, res, trees)
+                    real, agrees = _ask_real_loader(lib.soname, search, row.tunables, res, trees,
+                                                    target)
                 if agrees is False:
                     note = "; ".join(
                         f"{_relative(Path(step.path).resolve(), trees)}: {step.reason}"
                         for step in res.trace if step.verdict == loader.NOTE) or None
                 package = build.package if build else lib.package
-                cells.append(Cell(row.label, lib.soname, package, rel,
-                                  res.level.name if res.level else None, safe, reason, real,
+                level = res.level.name if res.level else (
+                    f"legacy {res.legacy_dir}/" if res.legacy_dir else None)
+                cells.append(Cell(row.label, lib.soname, package, rel, level, safe, reason, real,
                                   agrees, lib.libdir, note))
     return cells, [r.label for r in rows]
 
@@ -595,15 +610,24 @@ def _relative(path: Path, trees: Sequence[PackageTree]) -> str:
     return str(path)
 
 
+#: the loader's refusal of a library built against a newer glibc
+_NEWER_GLIBC = re.compile(r"version `GLIBC_([0-9.]+)' not found")
+
+
 def _ask_real_loader(
     soname: str, search: Sequence[Path], tunables: str | None, res: loader.Resolution,
-    trees: Sequence[PackageTree],
+    trees: Sequence[PackageTree], target: TargetLoader | None = None,
 ) -> tuple[str | None, bool | None]:
     try:
-        result = probe.probe(soname, library_path=search, tunables=tunables)
+        result = probe.probe(soname, library_path=search, tunables=tunables, loader=target)
     except HwcapdebError as err:
         return f"not asked: {err.message}", None
     if result.path is None:
+        too_old = _NEWER_GLIBC.search(result.error or "")
+        if too_old and target is not None and target.warning:
+            # the build's loader could not be had and the host's is too old to answer
+            return (f"not answered: the library needs GLIBC_{too_old.group(1)}, the host's "
+                    f"loader is glibc {target.glibc} (target-loader-unavailable)"), None
         # both fail (e.g. a refused marker) or the model loads what the loader cannot
         return f"error: {result.error}", res.path is None
     same = res.path is not None and result.path.resolve() == res.path.resolve()
@@ -633,8 +657,12 @@ def verify_trees(
     arch_name: str | None = None,
     debug_roots: Sequence[Path] = (),
     probe: bool = True,
+    target: TargetLoader | None = None,
 ) -> Report:
     """Check every library with variants in the (already unpacked) ``trees``.
+
+    ``target``: the ld.so asked for the host rows (hwcapdeb.target_loader; default
+    the host's); the model follows its glibc release.
 
     ``arch_name`` defaults to the packages' Architecture field (amd64 if none says).
     The instruction audit and the dispatch matrix need x86 (iced-x86 decodes x86,
@@ -681,10 +709,22 @@ def verify_trees(
     cells: list[Cell] = []
     cpu_names: list[str] = []
     if x86:
-        cells, cpu_names = dispatch_matrix(trees, libraries, arch, cpus=cpus, ask_loader=probe)
+        cells, cpu_names = dispatch_matrix(trees, libraries, arch, cpus=cpus, ask_loader=probe,
+                                           target=target)
+    if target is not None and target.warning:
+        for lib in libraries:
+            add("warning", "target-loader-unavailable", lib.package, lib.soname, target.warning)
     # a file already flagged (leak, marker) is not flagged again per CPU
     flagged = {(f.package, f.path) for f in collector.findings if f.severity == "error"}
+    legacy_seen: set[tuple[str, str]] = set()
     for cell in cells:
+        if cell.level and cell.level.startswith("legacy ") and cell.resolved and (
+            (cell.package, cell.resolved) not in legacy_seen
+        ):
+            legacy_seen.add((cell.package, cell.resolved))
+            add("warning", "legacy-hwcaps-directory", cell.package, cell.resolved,
+                f"on {cell.cpu} glibc {target.glibc if target else '<= 2.36'} loads this "
+                f"{cell.level} copy; glibc >= 2.37 never searches there")
         if not cell.safe and cell.resolved is not None and (
             (cell.package, cell.resolved) not in flagged
         ):
@@ -693,12 +733,15 @@ def verify_trees(
                 f"on {cell.cpu} the loader picks this file, but {cell.reason}")
         if cell.agrees is False:
             note = f"; the model notes {cell.model_note}" if cell.model_note else ""
+            if cell.real and _NEWER_GLIBC.search(cell.real):
+                note += ("; the library needs a newer glibc than this loader's: pass "
+                         "--loader-root with a root or chroot tarball of the target release")
             add("error", "loader-disagrees", cell.package, cell.resolved or cell.library,
                 f"on {cell.cpu} the real loader picks {cell.real} but the model says "
                 f"{cell.resolved}{note}")
     findings = sorted(collector.findings, key=lambda f: (
         {"error": 0, "warning": 1, "info": 2}[f.severity], f.package, f.path, f.tag))
-    return Report(findings, cells, cpu_names, sizes, libraries, arch_name)
+    return Report(findings, cells, cpu_names, sizes, libraries, arch_name, target)
 
 
 def verify_paths(
@@ -709,14 +752,18 @@ def verify_paths(
     debug_roots: Sequence[Path] = (),
     probe: bool = True,
     scratch: Path | None = None,
+    loader_root: Path | None = None,
+    detect_loader: bool = True,
 ) -> Report:
     """Verify .deb files, .changes files or directory trees.
 
     ``cpus``: matrix rows (archspec names, ``host``, ``host:glibc.cpu.hwcaps=-AVX2``,
     saved cpuinfo files); default :data:`DEFAULT_CPUS`.  ``debug_roots``: extra roots
     holding ``usr/lib/debug/.build-id`` (``/`` for the installed -dbgsym packages).
-    ``probe``: also ask the real loader for the host rows.  Raises InputError for
-    unreadable inputs (the CLI maps that to exit 2).
+    ``probe``: also ask the real loader for the host rows.  ``loader_root``: the
+    target's root or chroot tarball; else (``detect_loader``) the loader comes from
+    the .changes/.buildinfo (hwcapdeb.target_loader.select_loader).  Raises
+    InputError for unreadable inputs (the CLI maps that to exit 2).
     """
     if not paths:
         raise InputError("nothing to verify", hint="give .deb, .changes files or directories")
@@ -725,5 +772,11 @@ def verify_paths(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="hwcapdeb-"))
         )
         trees = open_inputs([Path(p) for p in paths], work)
+        target = None
+        arch = arch_name or _packages_arch(trees)
+        host_ld_so = architecture(arch).loader
+        if loader_root is not None or (detect_loader and host_ld_so and Path(host_ld_so).exists()
+                                       and arch == cpu_mod.host_arch()):
+            target = select_loader([Path(p) for p in paths], arch, loader_root=loader_root)
         return verify_trees(trees, cpus=cpus, arch_name=arch_name, debug_roots=debug_roots,
-                            probe=probe)
+                            probe=probe, target=target)

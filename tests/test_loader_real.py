@@ -175,14 +175,17 @@ def test_prepended_custom_dir_is_searched_without_cpu_check(tmp_path: Path) -> N
     assert real.path == res.path
 
 
-def test_legacy_hwcaps_dir_is_flagged(tmp_path: Path) -> None:
-    """glibc 2.36 still searches tls/, x86_64/...: the model says it does not model them."""
+def test_legacy_hwcaps_dir_is_modelled(tmp_path: Path) -> None:
+    """glibc <= 2.36 still searches tls/, x86_64/...: the model follows the loader's
+    release (tests/test_loader_legacy.py has the full set)."""
     lib = tmp_path / "lib"
     install_variant_tree(lib, soname=SONAME, levels=())
     compile_library(lib / "x86_64" / SONAME, soname=SONAME, cflags=["-march=x86-64"])
     res = resolve(SONAME, cpu_model("host"), library_path=[lib], system=False)
-    assert any(s.verdict == "note" and "legacy" in s.reason for s in res.trace)
     real = probe(SONAME, library_path=[lib])
+    assert real.path == res.path
+    unknown = resolve(SONAME, cpu_model("x86_64"), library_path=[lib], system=False)
+    assert any(s.verdict == "note" and "legacy" in s.reason for s in unknown.trace)
     version = os.confstr("CS_GNU_LIBC_VERSION") or ""
     if version.startswith("glibc 2.3") and int(version.split(".")[1]) < 37:
-        assert real.path == lib / "x86_64" / SONAME  # why the note exists
+        assert real.path == lib / "x86_64" / SONAME

@@ -13,10 +13,12 @@ from hwcapdeb.bench import (
     BenchOptions,
     BenchReport,
     VariantResult,
+    host_arch_name,
     run_bench,
     write_profiles,
 )
 from hwcapdeb.output import emit_json
+from hwcapdeb.target_loader import select_loader
 
 
 def _size(n: int) -> str:
@@ -57,6 +59,8 @@ def render(report: BenchReport) -> None:
     where = f" of {program.origin}" if program.origin.startswith("package") else ""
     click.echo(f"{program.executable.name}{where} on {report.cpu}: {o.rounds} rounds "
                f"after {o.warmup} warm-up, interval: {INTERVAL_METHOD}")
+    if report.target is not None:
+        click.echo(f"loader: {report.target.describe()}")
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     for v in report.variants:
@@ -102,6 +106,9 @@ def render(report: BenchReport) -> None:
 @click.option("--show-output", is_flag=True, help="Let COMMAND's output through.")
 @click.option("--write-profiles", "profiles_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the kept variants, one profile a line, for 'hwcapdeb convert'.")
+@click.option("--loader-root", type=click.Path(path_type=Path), metavar="ROOT",
+              help="Run COMMAND with the ld.so of this unpacked root (or chroot tarball) of the "
+                   "target release (default: found from a .changes/.buildinfo, else the host's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def command(
     path: Path,
@@ -118,6 +125,7 @@ def command(
     timeout: float,
     show_output: bool,
     profiles_file: Path | None,
+    loader_root: Path | None,
     as_json: bool,
 ) -> None:
     """Time COMMAND with each glibc-hwcaps variant of PATH and say which variants pay.
@@ -141,7 +149,9 @@ def command(
     if sys.stderr.isatty() and not as_json:
         def progress(message: str) -> None:
             click.echo(f"\rhwcapdeb: bench: {message:<30}", err=True, nl=False)
-    report = run_bench([path], list(command), options, progress=progress)
+    target = select_loader([path], host_arch_name(), loader_root=loader_root,
+                           warn=lambda text: click.echo(f"hwcapdeb: warning: {text}", err=True))
+    report = run_bench([path], list(command), options, progress=progress, target=target)
     if progress is not None:
         click.echo("\r" + " " * 50 + "\r", err=True, nl=False)
     if profiles_file is not None:

@@ -73,25 +73,31 @@ def _explain(ctx: click.Context, _param: click.Parameter, names: tuple[str, ...]
 @click.option("--matrix", "show_matrix", is_flag=True,
               help="Also print the dispatch matrix and the size report.")
 @click.option("--no-probe", is_flag=True, help="Do not ask the real loader for the host rows.")
+@click.option("--loader-root", type=click.Path(path_type=Path), metavar="ROOT",
+              help="Ask the ld.so of this unpacked root (or chroot tarball) of the target "
+                   "release (default: found from the .changes/.buildinfo, else the host's).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--explain", multiple=True, metavar="TAG", is_eager=True, expose_value=False,
               callback=_explain,
               help="Print what finding TAG means and what to do, then exit; repeatable.")
 def command(paths: tuple[Path, ...], cpus: tuple[str, ...], arch_name: str | None,
             debug_roots: tuple[Path, ...],
-            show_matrix: bool, no_probe: bool, as_json: bool) -> None:
+            show_matrix: bool, no_probe: bool, loader_root: Path | None, as_json: bool) -> None:
     """Check .deb files, a .changes file or unpacked trees that ship glibc-hwcaps variants.
 
     Prints lintian-style findings (E: error, W: warning); exit status 1 if any
     error was found, 2 if the check could not run, 0 (silently) otherwise.
     """
     report = verify_paths(list(paths), cpus=list(cpus) or None, arch_name=arch_name,
-                          debug_roots=list(debug_roots), probe=not no_probe)
+                          debug_roots=list(debug_roots), probe=not no_probe,
+                          loader_root=loader_root)
     if as_json:
         emit_json(report.to_json())
     else:
         for finding in report.findings:
             click.echo(finding.lintian_line())
+        if show_matrix and report.loader is not None:
+            click.echo(f"loader: {report.loader.describe()}")
         if show_matrix:
             # logs (sbuild, CI) are not terminals: do not cut the CPU labels at 80 columns
             console = Console() if sys.stdout.isatty() else Console(width=200)

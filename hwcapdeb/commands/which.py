@@ -13,10 +13,12 @@ import click
 
 from hwcapdeb.cpu import HOST, apply_tunables, cpu_model, host_arch, hwcaps_tunable
 from hwcapdeb.errors import MissingToolError
+from hwcapdeb.glibc_rules import parse_version
 from hwcapdeb.loader import Resolution, resolve, split_list
 from hwcapdeb.output import emit_json
 from hwcapdeb.probe import ProbeResult, cross_sysroot, probe
 from hwcapdeb.profiles import architecture
+from hwcapdeb.target_loader import host_loader, select_loader
 
 
 def _can_emulate(arch_name: str, qemu_cpu: str | None) -> bool:
@@ -63,8 +65,13 @@ def _agreement(res: Resolution, real: ProbeResult) -> str | None:
 @click.option("--hwcaps-prepend", metavar="L", help="As ld.so --glibc-hwcaps-prepend.")
 @click.option("--hwcaps-mask", metavar="L", help="As ld.so --glibc-hwcaps-mask.")
 @click.option("--glibc", "glibc", metavar="V",
-              help="The target's glibc release (e.g. 2.36): newer glibc-hwcaps names are "
-                   "not searched (default: all known names).")
+              help="The target's glibc release (e.g. 2.36): its rules apply (glibc-hwcaps "
+                   "names it knows, legacy dirs up to 2.36; profiles/glibc.json). Default: the "
+                   "--loader-root's, else the host's when its loader is asked (--real), else "
+                   "the CPU model's if a real loader made it, else all names, no legacy dirs.")
+@click.option("--loader-root", type=click.Path(path_type=Path), metavar="ROOT",
+              help="Ask the ld.so of this unpacked root (or chroot tarball) of the target "
+                   "release instead of the host's; the model follows its glibc release.")
 @click.option("--real/--no-real", "check_real", default=True, show_default=True,
               help="Also ask the real loader (host CPU, or a named CPU under qemu-user).")
 @click.option("-v", "--verbose", is_flag=True, help="Show every path the loader tries.")
@@ -72,24 +79,31 @@ def _agreement(res: Resolution, real: ProbeResult) -> str | None:
 def command(
     soname: str, cpu_spec: str, arch_name: str, tunables: str | None,
     library_path: tuple[str, ...], root: Path | None, hwcaps_prepend: str | None,
-    hwcaps_mask: str | None, glibc: str | None, check_real: bool, verbose: bool,
-    as_json: bool,
+    hwcaps_mask: str | None, glibc: str | None, loader_root: Path | None, check_real: bool,
+    verbose: bool, as_json: bool,
 ) -> None:
     """Show which file the dynamic loader loads for SONAME, and why."""
+    if glibc is not None:
+        parse_version(glibc)  # 'banana' is a usage error, not "no directory is searched"
+    target = select_loader(arch_name=arch_name, loader_root=loader_root) \
+        if loader_root is not None else None
     if tunables is not None:
         hwcaps_tunable(tunables)  # malformed strings fail before any work
     base = cpu_model(cpu_spec, arch_name)
     cpu = apply_tunables(base, tunables)
     dirs = split_list(list(library_path)) or []
+    if glibc is None and target is None and check_real and root is None \
+            and arch_name == host_arch():
+        glibc = host_loader(architecture(arch_name)).glibc  # the loader asked below
     res = resolve(soname, cpu, library_path=dirs, root=root, hwcaps_prepend=hwcaps_prepend,
-                  hwcaps_mask=hwcaps_mask, glibc=glibc)
+                  hwcaps_mask=hwcaps_mask, glibc=glibc or (target.glibc if target else None))
     real: ProbeResult | None = None
     disagreement = None
     # the real loader answers for the host, and for a named CPU qemu-user emulates
     qemu = None if cpu_spec == HOST else base.qemu_cpu
     if check_real and root is None and (cpu_spec == HOST or _can_emulate(arch_name, qemu)):
         real = probe(soname, library_path=dirs, tunables=tunables, hwcaps_prepend=hwcaps_prepend,
-                     hwcaps_mask=hwcaps_mask, qemu_cpu=qemu, arch=arch_name)
+                     hwcaps_mask=hwcaps_mask, qemu_cpu=qemu, arch=arch_name, loader=target)
         disagreement = _agreement(res, real)
     ctx = click.get_current_context()
     if as_json:
@@ -97,6 +111,7 @@ def command(
             "soname": soname,
             "path": str(res.path) if res.path else None,
             "level": res.level.name if res.level else None,
+            "legacy_dir": res.legacy_dir,
             "error": res.error,
             "trace": [s.to_json() for s in res.trace],
             "cpu": cpu.to_json(),
@@ -106,6 +121,7 @@ def command(
                 "argv": list(real.argv),
                 "qemu_cpu": qemu,
                 "agrees": disagreement is None,
+                "loader": (target or host_loader(architecture(arch_name))).to_json(),
             },
         })
     else:
@@ -116,13 +132,16 @@ def command(
             for step in res.trace:
                 click.echo(f"  {step.verdict:12} {step.path}: {step.reason}")
         if res.path is not None:
-            level = res.level.name if res.level else "prepended directory"
+            level = res.level.name if res.level else (
+                f"legacy hwcaps directory {res.legacy_dir}/" if res.legacy_dir
+                else "prepended directory")
             click.echo(f"{soname} => {res.path} ({level})")
         else:
             click.echo(f"{soname}: not loaded: {res.error}")
         if real is not None and disagreement is None:
             where = f" ({architecture(arch_name).qemu} -cpu {qemu})" if qemu else ""
-            click.echo(f"real loader{where}: agrees")
+            which = f" glibc {target.glibc} ({target.source})" if target else ""
+            click.echo(f"real loader{which}{where}: agrees")
     if disagreement is not None and real is not None:
         click.echo(f"hwcapdeb: warning: real loader disagrees: {disagreement} "
                    f"(ran: {real.command})", err=True)
