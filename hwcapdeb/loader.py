@@ -62,7 +62,7 @@ from hwcapdeb.dl_paths import (
     search_path,
 )
 from hwcapdeb.elf import ElfFacts, decode_isa_needed, is_elf, read_elf
-from hwcapdeb.errors import InputError
+from hwcapdeb.errors import InputError, UsageError
 from hwcapdeb.profiles import Architecture, Level, architecture
 
 HWCAPS_DIR = "glibc-hwcaps"
@@ -138,6 +138,16 @@ def split_list(value: str | Sequence[str] | None) -> list[str] | None:
         return None
     items = [value] if isinstance(value, str) else list(value)
     return [n for item in items for n in item.split(":") if n]
+
+
+def glibc_release(text: str) -> str:
+    """A ``--glibc`` value as a release ``2.N`` (Debian's ``2.36-9+deb12u4`` is read as
+    2.36); anything else is a UsageError rather than a silently empty set of names."""
+    m = re.fullmatch(r"\s*(\d+)\.(\d+)(?:[.~+-][0-9A-Za-z.~+-]*)?\s*", text)
+    if not m or m.group(1) != "2":
+        raise UsageError(f"'{text}' is not a glibc release",
+                         hint="give one like 2.36 (glibc 2.33 or later has glibc-hwcaps)")
+    return f"2.{int(m.group(2))}"
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -609,6 +619,8 @@ def resolve(
         if isinstance(item, Path):
             env_dirs.append(item)
             continue
+        if not item:
+            continue  # an empty LD_LIBRARY_PATH is no path at all (_dl_init_paths)
         for entry in search_path(item, LIBRARY_PATH_SEPARATORS, lib=search.lib,
                                  platform=search.platform,
                                  origin=str(program_origin) if program_origin else None):

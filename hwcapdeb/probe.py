@@ -87,7 +87,17 @@ def _listed_path(output: str, soname: str) -> Path | None:
         m = re.match(r"^\s*(\S+) => (.+?) \(0x[0-9a-f]+\)\s*$", line)
         if m and m.group(1) == soname:
             return Path(m.group(2))
+        # a name with '/' is opened as is and listed without '=>'
+        m = re.match(r"^\s*(.+?) \(0x[0-9a-f]+\)\s*$", line)
+        if m and "/" in soname and m.group(1) == soname:
+            return Path(soname)
     return None
+
+
+def default_program() -> Path:
+    """The program the loader runs for a preloaded SONAME on this machine: its
+    directory is what ``$ORIGIN`` means in the library path."""
+    return Path(_true_program())
 
 
 def _first_error(stderr: str) -> str | None:
