@@ -26,6 +26,9 @@ Tags (severity):
 - ``loader-disagrees`` (E): the real loader picked another file than the model
   (e.g. a legacy hwcaps copy such as x86_64/, which glibc 2.33-2.36 still load).
 - ``unreadable-file`` (E): a library that cannot be parsed.
+- ``unloadable-variant`` (E): the loader picks a file and refuses it, fatally (no
+  fallback): a glibc-hwcaps link to something that is no shared library, an
+  object without loadable segments or dynamic section, a PIE executable...
 - ``duplicate-variant`` (E): two packages ship the same level of one library.
 """
 
@@ -231,6 +234,7 @@ class _Collector:
                     self.add("error" if library_like else "warning", "unreadable-file", tree.name,
                              junk.relative_to(tree.root).as_posix(),
                              "not an ELF file: nothing but libraries belongs in glibc-hwcaps")
+                self._check_links(tree, sub)
                 for file in _real_files(sub):
                     build = self._build(tree, level, file)
                     if build is None:
@@ -291,6 +295,19 @@ class _Collector:
                     lib.baseline = self._find_baseline(tree, libdir, lib.soname)
                     if lib.baseline:
                         break
+
+    def _check_links(self, tree: PackageTree, sub: Path) -> None:
+        """A link in glibc-hwcaps/LEVEL to a file that is no ELF object: the loader opens
+        it on every CPU of that level and fails (the real file's own checks are below)."""
+        for link in sorted(p for p in sub.iterdir() if p.is_symlink() and p.exists()):
+            target = link.resolve()
+            if target.parent == sub.resolve() and ".so" in target.name:
+                continue  # the junk check below names that file itself, as an error
+            if target.is_file() and not is_elf(target):
+                self.add("error", "unloadable-variant", tree.name,
+                         link.relative_to(tree.root).as_posix(),
+                         f"links to {os.readlink(link)}, which is no ELF object: the loader "
+                         f"picks it on every CPU of {sub.name} and fails (fatal)")
 
     def _check_soname_link(self, tree: PackageTree, sub: Path, build: Build, soname: str) -> None:
         link = sub / soname
@@ -437,6 +454,8 @@ class Cell:
     libdir: str = ""
     #: what the model says it did not model (legacy hwcaps directories), when it disagrees
     model_note: str | None = None
+    #: the file the loader picked and refused (path inside its package), when loading fails
+    refused: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -451,6 +470,7 @@ class Cell:
             "real_loader": self.real,
             "agrees": self.agrees,
             "model_note": self.model_note,
+            "refused": self.refused,
         }
 
 
@@ -532,7 +552,9 @@ def dispatch_matrix(
             search = [merged / lib.libdir,
                       *sorted({merged / o.libdir for o in libraries} - {merged / lib.libdir})]
             for row in rows:
-                res = loader.resolve(lib.soname, row.model, library_path=search, system=False)
+                # the packages' own dependencies are not installed here: DT_NEEDED unchecked
+                res = loader.resolve(lib.soname, row.model, library_path=search, system=False,
+                                     check_needed=False)
                 build = by_path.get(res.path.resolve()) if res.path else None
                 rel = build.relpath if build else (
                     _relative(res.path.resolve(), trees) if res.path else None)
@@ -548,10 +570,28 @@ def dispatch_matrix(
                         f"{_relative(Path(step.path).resolve(), trees)}: {step.reason}"
                         for step in res.trace if step.verdict == loader.NOTE) or None
                 package = build.package if build else lib.package
+                refused = _refused(res, merged, by_path, trees)
                 cells.append(Cell(row.label, lib.soname, package, rel,
                                   res.level.name if res.level else None, safe, reason, real,
-                                  agrees, lib.libdir, note))
+                                  agrees, lib.libdir, note, refused))
     return cells, [r.label for r in rows]
+
+
+def _refused(
+    res: loader.Resolution, merged: Path, by_path: dict[Path, Build],
+    trees: Sequence[PackageTree],
+) -> str | None:
+    """The path (inside its package) of the file the model refused, fatally."""
+    if res.path is not None or not res.trace or res.trace[-1].verdict != loader.REFUSED:
+        return None
+    picked = Path(res.trace[-1].path)
+    with contextlib.suppress(OSError):
+        build = by_path.get(picked.resolve())
+        if build is not None:
+            return build.relpath
+    with contextlib.suppress(ValueError):
+        return picked.relative_to(merged).as_posix()
+    return _relative(picked, trees)
 
 
 def _merged_view(trees: Sequence[PackageTree], libraries: Sequence[Library], dest: Path) -> Path:
@@ -582,10 +622,24 @@ def _merged_view(trees: Sequence[PackageTree], libraries: Sequence[Library], des
                     if target.exists() or target.is_symlink():
                         continue
                     if entry.is_symlink():
-                        os.symlink(os.readlink(entry), target)
+                        os.symlink(_link_in_view(entry, tree.root, source), target)
                     else:
                         os.symlink(entry.resolve(), target)
     return dest
+
+
+def _link_in_view(link: Path, root: Path, libdir: Path) -> str:
+    """A link's target for the merged view: kept when it stays in the library directory,
+    else the file it reaches in the unpacked package (an absolute target is inside the
+    package too), so that the loader meets what it would meet once installed."""
+    text = os.readlink(link)
+    reached = root / text.lstrip("/") if text.startswith("/") else Path(
+        os.path.normpath(link.parent / text))
+    if not text.startswith("/") and reached.is_relative_to(libdir):
+        return text
+    if reached.is_relative_to(root) and (reached.exists() or reached.is_symlink()):
+        return str(reached)
+    return text
 
 
 def _relative(path: Path, trees: Sequence[PackageTree]) -> str:
@@ -684,6 +738,10 @@ def verify_trees(
         cells, cpu_names = dispatch_matrix(trees, libraries, arch, cpus=cpus, ask_loader=probe)
     # a file already flagged (leak, marker) is not flagged again per CPU
     flagged = {(f.package, f.path) for f in collector.findings if f.severity == "error"}
+    # a refused file is named once, unless a finding in its directory already says why
+    fatal = {os.path.dirname(f.path) for f in collector.findings if f.severity == "error"
+             and f.tag in ("unloadable-variant", "isa-marker-mismatch", "unreadable-file",
+                           "missing-soname-link")}
     for cell in cells:
         if not cell.safe and cell.resolved is not None and (
             (cell.package, cell.resolved) not in flagged
@@ -691,6 +749,10 @@ def verify_trees(
             flagged.add((cell.package, cell.resolved))
             add("error", "unsafe-resolution", cell.package, cell.resolved,
                 f"on {cell.cpu} the loader picks this file, but {cell.reason}")
+        if cell.refused is not None and os.path.dirname(cell.refused) not in fatal:
+            fatal.add(os.path.dirname(cell.refused))
+            add("error", "unloadable-variant", cell.package, cell.refused,
+                f"on {cell.cpu} the loader picks this file and fails: {cell.reason}")
         if cell.agrees is False:
             note = f"; the model notes {cell.model_note}" if cell.model_note else ""
             add("error", "loader-disagrees", cell.package, cell.resolved or cell.library,
