@@ -87,9 +87,10 @@ def _listed_path(output: str, soname: str) -> Path | None:
         m = re.match(r"^\s*(\S+) => (.+?) \(0x[0-9a-f]+\)\s*$", line)
         if m and m.group(1) == soname:
             return Path(m.group(2))
-        # a name with '/' is opened as is and listed without '=>'
+        # listed without '=>' when the path opened is the name itself: a name with '/',
+        # or one found through an empty (current directory) library path entry
         m = re.match(r"^\s*(.+?) \(0x[0-9a-f]+\)\s*$", line)
-        if m and "/" in soname and m.group(1) == soname:
+        if m and m.group(1) == soname:
             return Path(soname)
     return None
 
