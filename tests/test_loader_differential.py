@@ -48,11 +48,15 @@ pytestmark = pytest.mark.skipif(
 
 #: what a slot of the layout holds: a level build, or a file the loader refuses or skips
 KINDS = ("baseline", "v2", "v3", "v4", "pie", "exec", "nophdr", "nodynamic", "noload",
-         "misaligned", "needs-missing", "needs-dep", "text", "empty", "wrong-machine",
-         "directory")
+         "misaligned", "needs-missing", "needs-dep", "needs-dep-origin", "text", "empty",
+         "wrong-machine", "directory")
 SLOTS = ("plain", "x86-64-v2", "x86-64-v3", "x86-64-v4", "custom")
 #: where layout directories may live, relative to the example's directory (the cwd)
 PLACES = ("", "d0", "d1", f"lib/{AMD64.triplet}", "p/x86_64", "p/haswell", "d0,d1")
+#: where libdiffdep.so.2 may be: beside the layouts, or in a dep/ directory that a
+#: DT_RUNPATH of $ORIGIN/dep reaches from where the variant was found
+DEP_PLACES = (*PLACES, "dep", "d0/dep", "d0/glibc-hwcaps/x86-64-v2/dep",
+              "d0/glibc-hwcaps/x86-64-v3/dep", "d1/glibc-hwcaps/x86-64-v4/dep")
 CPUS = ("host", "x86_64", "nehalem", "haswell") if QEMU else ("host",)
 MASKABLE = ("AVX512F", "AVX2", "BMI2", "FMA", "SSE4_2", "POPCNT", "SSSE3", "AVX512VL",
             "AVX512BW", "AVX", "XSAVE", "LZCNT", "MOVBE")
@@ -104,6 +108,10 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     made["needs-dep"] = compile_library(
         out / "needs-dep", soname=SONAME, cflags=["-march=x86-64", "-Wl,--no-as-needed",
                                                   str(made["dep"])])
+    made["needs-dep-origin"] = compile_library(
+        out / "needs-dep-origin", soname=SONAME,
+        cflags=["-march=x86-64", "-Wl,--no-as-needed", str(made["dep"]),
+                "-Wl,--enable-new-dtags,-rpath,$ORIGIN/dep"])
     main = out / "main.c"
     main.write_text("int main(void) { return 0; }\n")
     for kind, flags in (("pie", ["-fPIE", "-pie"]), ("exec", ["-fno-PIE", "-no-pie"])):
@@ -147,7 +155,8 @@ GOOD = ("baseline", "v2", "v3", "v4")
 ENTRIES = st.builds(Entry, st.sampled_from(GOOD * 6 + KINDS),
                     st.sampled_from(("file", "link", "link", "real")))
 PATH_FORMS = ("abs", "abs", "abs", "rel", "empty", "origin", "origin-curly", "lib",
-              "lib-curly", "platform", "comma", "slash", "nothing", "libx")
+              "lib-curly", "platform", "platform-curly", "comma", "slash", "nothing", "libx",
+              "origin-open")
 NAMES = st.sampled_from(("x86-64-v2", "x86-64-v3", "x86-64-v4", "custom", "nope", ""))
 
 
@@ -182,7 +191,7 @@ def cases(draw: st.DrawFn) -> Case:
         st.sampled_from(sorted(layout))
     return Case(
         layout=layout,
-        deps=draw(st.frozensets(st.sampled_from(PLACES), max_size=2)),
+        deps=draw(st.frozensets(st.sampled_from(DEP_PLACES), max_size=2)),
         path=draw(st.lists(st.tuples(st.sampled_from(PATH_FORMS), places), min_size=1,
                                 max_size=4)),
         separators=draw(st.lists(st.sampled_from((":", ";")), min_size=4, max_size=4)),
@@ -211,6 +220,8 @@ def _entry_text(form: str, place: str, base: Path, up: str) -> str:
         "slash": f"{where}//",
         "nothing": f"{base}/nonexistent",
         "libx": f"{base}/$LIBX",
+        "platform-curly": f"{base}/p/${{PLATFORM}}",
+        "origin-open": f"${{ORIGIN/{up}{where}",  # no closing brace: no token, a literal
     }[form]
 
 
