@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -552,9 +553,9 @@ def dispatch_matrix(
             search = [merged / lib.libdir,
                       *sorted({merged / o.libdir for o in libraries} - {merged / lib.libdir})]
             for row in rows:
-                # the packages' own dependencies are not installed here: DT_NEEDED unchecked
-                res = loader.resolve(lib.soname, row.model, library_path=search, system=False,
-                                     check_needed=False)
+                # DT_NEEDED checked as the loader does (this machine's system directories):
+                # the host rows' real loader fails too when a dependency is missing here
+                res = loader.resolve(lib.soname, row.model, library_path=search, system=False)
                 build = by_path.get(res.path.resolve()) if res.path else None
                 rel = build.relpath if build else (
                     _relative(res.path.resolve(), trees) if res.path else None)
@@ -570,7 +571,7 @@ def dispatch_matrix(
                         f"{_relative(Path(step.path).resolve(), trees)}: {step.reason}"
                         for step in res.trace if step.verdict == loader.NOTE) or None
                 package = build.package if build else lib.package
-                refused = _refused(res, merged, by_path, trees)
+                refused = _refused(res, merged, by_path, trees, lib.baseline)
                 cells.append(Cell(row.label, lib.soname, package, rel,
                                   res.level.name if res.level else None, safe, reason, real,
                                   agrees, lib.libdir, note, refused))
@@ -579,10 +580,15 @@ def dispatch_matrix(
 
 def _refused(
     res: loader.Resolution, merged: Path, by_path: dict[Path, Build],
-    trees: Sequence[PackageTree],
+    trees: Sequence[PackageTree], baseline: Build | None,
 ) -> str | None:
-    """The path (inside its package) of the file the model refused, fatally."""
+    """The path (inside its package) of the file the model refused, fatally.  A
+    dependency the baseline needs too is not the package's fault: it is not installed
+    on this machine (the cell says so); one only the variant needs is."""
     if res.path is not None or not res.trace or res.trace[-1].verdict != loader.REFUSED:
+        return None
+    needed = re.search(r"its DT_NEEDED (\S+) cannot be loaded", res.trace[-1].reason)
+    if needed and (baseline is None or needed.group(1) in baseline.facts.needed):
         return None
     picked = Path(res.trace[-1].path)
     with contextlib.suppress(OSError):

@@ -77,3 +77,33 @@ def test_pie_is_refused_by_the_real_loader_too(tmp_path: Path) -> None:
     subprocess.run(["gcc", "-pie", "-fPIE", "-o", str(target), str(src)], check=True)
     real = probe(SONAME, library_path=[libdir], qemu_cpu="Nehalem")
     assert real.path is None and "position-independent" in (real.error or ""), real
+
+
+def _needing(tmp_path: Path, levels_needing: tuple[str, ...]) -> Path:
+    """A tree whose builds at ``levels_needing`` need libgone.so.3, which is nowhere."""
+    from tests.elfbuild import compile_library
+
+    gone = compile_library(tmp_path / "libgone.so.3", soname="libgone.so.3")
+    flags = {"baseline": ["-march=x86-64"], "x86-64-v2": ["-march=x86-64-v2", "-mneeded"]}
+    root = tmp_path / "root"
+    install_variant_tree(root / LIBDIR, soname=SONAME, levels=("x86-64-v2",), flags_for={
+        level: [*flags[level], "-Wl,--no-as-needed", str(gone)] for level in levels_needing})
+    gone.unlink()
+    return root
+
+
+def test_a_dependency_only_the_variant_needs_is_an_error(tmp_path: Path) -> None:
+    root = _needing(tmp_path, ("x86-64-v2",))
+    report = verify_trees([PackageTree("libhwtest1", root, root)], cpus=["nehalem", "x86_64"],
+                          probe=False)
+    (finding,) = [f for f in report.errors if f.tag == "unloadable-variant"]
+    assert "libgone.so.3" in finding.message and "x86-64-v2" in finding.path
+
+
+def test_a_dependency_missing_on_this_machine_is_no_finding(tmp_path: Path) -> None:
+    root = _needing(tmp_path, ("baseline", "x86-64-v2"))
+    report = verify_trees([PackageTree("libhwtest1", root, root)], cpus=["nehalem", "host"])
+    assert not [f for f in report.errors if f.tag in ("unloadable-variant", "loader-disagrees")]
+    assert all(c.resolved is None and "libgone.so.3" in c.reason for c in report.matrix)
+    host = [c for c in report.matrix if c.cpu == "host"]
+    assert host and all(c.agrees is True for c in host), host
