@@ -607,6 +607,12 @@ def resolve(
             return None
 
         search.dependencies = dependencies
+    rtld = Path(search.arch.loader) if search.arch.loader else None
+    if rtld is not None and soname == rtld.name:
+        # the loader itself answers to its SONAME: already loaded, nothing is searched
+        path = base / str(rtld).lstrip("/")
+        search.step(path, LOADED, "the dynamic loader itself (always loaded)")
+        return search.done(path, search.arch.baseline)
     if "/" in soname:  # dlopen("dir/libfoo.so.1") and DT_NEEDED with a slash: no search at all
         found = search.take(Path(soname), None, "a name with '/' is opened as is, without search")
         return found or search.done(None, None, f"{soname}: cannot open shared object file")

@@ -39,7 +39,9 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     ("argv", "needle"),
     [(["which", ""], "empty SONAME"),
      (["which", SONAME, "--glibc", "banana"], "not a glibc release"),
-     (["which", SONAME, "--glibc", "3.1"], "not a glibc release")],
+     (["which", SONAME, "--glibc", "3.1"], "not a glibc release"),
+     (["which", "libz.so.1:libm.so.6"], "not one SONAME"),
+     (["which", "libz.so.1 libm.so.6"], "not one SONAME")],
 )
 def test_bad_values_are_one_line_exit_2(
     capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
@@ -83,6 +85,14 @@ def test_search_path_syntax_agrees(
         doc = json.loads(out)
         assert doc["real_loader"]["agrees"] is True, (value, doc, err)
         assert code == (1 if value.endswith(f",{lib}") else 0), (value, doc)
+
+
+@needs_loader
+def test_the_loader_itself_agrees(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "which", Path(AMD64_LOADER).name)
+    assert code == 0, err
+    assert out.splitlines() == [f"{Path(AMD64_LOADER).name} => {AMD64_LOADER} (baseline)",
+                                "real loader: agrees"]
 
 
 @needs_loader

@@ -96,6 +96,10 @@ def command(
     if not soname.strip():
         raise UsageError("an empty SONAME names no library",
                          hint="give the DT_SONAME, e.g. 'hwcapdeb which libz.so.1'")
+    if any(c in soname for c in ": \t\n"):
+        # ld.so --preload splits its list on ':' and blanks: the loader could not be asked
+        raise UsageError(f"'{soname}' is not one SONAME (it holds ':' or a blank)",
+                         hint="ask for one library at a time")
     if tunables is not None:
         hwcaps_tunable(tunables)  # malformed strings fail before any work
     base = cpu_model(cpu_spec, arch_name)
