@@ -8,7 +8,9 @@ the real loader by tests/test_loader_*.py (host, GLIBC_TUNABLES masks,
 qemu-user CPUs, ``ldconfig -r`` sysroots, ppc64el/s390x cross loaders):
 
 * Directories in glibc's order: DT_RPATH (unless there is a DT_RUNPATH),
-  LD_LIBRARY_PATH, DT_RUNPATH, ld.so.cache, the system directories.
+  LD_LIBRARY_PATH, DT_RUNPATH, ld.so.cache, the system directories.  How a
+  path string becomes directories (separators, empty entries, $ORIGIN, $LIB,
+  $PLATFORM) is :mod:`hwcapdeb.dl_paths`.
 * For each directory the loader tries ``DIR/glibc-hwcaps/NAME/SONAME`` for
   each hwcaps name in priority order, then ``DIR/SONAME``.  Names: first the
   ``--glibc-hwcaps-prepend`` ones (no CPU check), then the built-in
@@ -22,7 +24,12 @@ qemu-user CPUs, ``ldconfig -r`` sysroots, ppc64el/s390x cross loaders):
   other header checks of open_verify() (byte order, ELF version, OS ABI and
   ABI version, e_ident padding, e_type, e_phentsize; an ET_EXEC fails
   later, in _dl_map_object_from_fd) and a *directory* named like the SONAME
-  (open() succeeds, read() fails: "cannot read file data").
+  (open() succeeds, read() fails: "cannot read file data").  A file open()
+  refuses with EACCES is skipped and the search goes on.
+* A picked file that _dl_map_object_from_fd() refuses is fatal: a misaligned
+  or no PT_LOAD, no PT_DYNAMIC, a PIE (:mod:`hwcapdeb.dl_object`); so is a
+  DT_NEEDED that cannot be loaded (searched like the SONAME, with the picked
+  file's own run paths).
 * After loading, an object whose GNU_PROPERTY_X86_ISA_1_NEEDED bits exceed
   the CPU's ``isa_1`` is refused: fatal, there is no fallback to the next
   directory.  ``isa_1`` is computed before GLIBC_TUNABLES is applied, so
@@ -33,8 +40,9 @@ qemu-user CPUs, ``ldconfig -r`` sysroots, ppc64el/s390x cross loaders):
   system directories: files in ``glibc-hwcaps/*`` are indexed by DT_SONAME
   under their real names (no SONAME link needed), compete by priority across
   all directories, and are *skipped* when their ISA marker exceeds the CPU's
-  level; then the first directory's plain entry.  Without a cache hit the
-  system directories are searched directly.
+  level; then the first directory's plain entry.  Without a cache hit, or
+  without a ``ROOT/etc/ld.so.cache`` at all, the system directories are
+  searched directly.
 * Legacy hwcaps directories (``haswell/``, ``tls/``; searched by glibc
   2.33-2.36, removed in 2.37) are not modelled; the trace says so when one
   exists.
