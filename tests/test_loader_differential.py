@@ -244,8 +244,8 @@ def materialize(case: Case, base: Path, files: dict[str, Path]) -> str:
         shutil.copyfile(files["dep"], base / place / DEP)
     up = "../" * (len(default_program().parent.parts) - 1)
     texts = [_entry_text(form, place, base, up) for form, place in case.path]
-    return "".join(t + s for t, s in zip(texts, case.separators, strict=False)).rstrip(":;") \
-        if texts else ""
+    # separators between entries only: a last empty entry stays ("dir:" is dir and the cwd)
+    return texts[0] + "".join(s + t for s, t in zip(case.separators, texts[1:], strict=False))
 
 
 def _norm(path: Path | None) -> str | None:
