@@ -545,39 +545,57 @@ def cpu_model(spec: str, arch: str = "amd64") -> CpuModel:
             raise UsageError(f"this machine is not {arch}: --cpu host is meaningless there",
                              hint="name a CPU or pass a saved dump")
         return host_model(arch)
+    # A spec with '/' is a saved dump; otherwise a CPU name wins, and a file of that name
+    # in the current directory is read only when no CPU has the name (``--cpu haswell``
+    # means the CPU even beside a directory called haswell; ``./haswell`` is the file).
     path = Path(spec)
-    if os.sep in spec or path.exists():
+    if os.sep in spec:
         if not path.exists():
             raise InputError(f"CPU dump {spec} does not exist")
         return load_dump(path, arch)
-    if arch in hwcap_tables():
-        return from_level_name(spec, arch)
-    return from_archspec(spec, arch)
+    try:
+        if arch in hwcap_tables():
+            return from_level_name(spec, arch)
+        return from_archspec(spec, arch)
+    except UsageError:
+        if path.is_file():
+            return load_dump(path, arch)
+        raise
 
 
 # -- GLIBC_TUNABLES ---------------------------------------------------------------------
 
-_TUNABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
-
-
 def hwcaps_tunable(tunables: str) -> str | None:
-    """The glibc.cpu.hwcaps value of a GLIBC_TUNABLES string (None if absent).
+    """The glibc.cpu.hwcaps value of a GLIBC_TUNABLES string (None if absent), read as
+    glibc 2.36's parse_tunables() reads it (elf/dl-tunables.c): items separated by
+    ``:``, an item without ``=`` skipped, other tunables ignored, a trailing ``:``
+    harmless, the value running to the next ``:``; the last occurrence wins.
 
-    A string that is not ``name=value[:name=value...]`` is a UsageError, with
-    a hint for the common slip of passing the mask alone.
+    Only a string glibc would read nothing from because it holds no ``name=value``
+    at all (the common slip of passing the mask alone, ``-AVX2``) is a UsageError.
     """
     value = None
-    for item in tunables.split(":"):
-        name, sep, val = item.partition("=")
-        if not sep or not _TUNABLE_NAME.match(name):
-            hint = (
-                f"write 'glibc.cpu.hwcaps={tunables}'"
-                if re.match(r"^[-+]?[A-Za-z0-9_]+(,|$)", tunables)
-                else "the form is 'glibc.cpu.hwcaps=-AVX2,-AVX512F'"
-            )
-            raise UsageError(f"malformed GLIBC_TUNABLES string '{tunables}'", hint=hint)
+    p = tunables
+    while True:
+        cut = min((i for i in (p.find("="), p.find(":")) if i >= 0), default=-1)
+        if cut < 0:
+            break  # a name without '=' at the end: glibc stops there
+        if p[cut] == ":":
+            p = p[cut + 1:]
+            continue
+        name, rest = p[:cut], p[cut + 1:]
+        val, more, p = rest.partition(":")
         if name == "glibc.cpu.hwcaps":
-            value = val  # glibc uses the last occurrence
+            value = val
+        if not more:
+            break
+    if value is None and "=" not in tunables and tunables.strip(":"):
+        hint = (
+            f"write 'glibc.cpu.hwcaps={tunables}'"
+            if re.match(r"^[-+]?[A-Za-z0-9_]+(,|$)", tunables)
+            else "the form is 'glibc.cpu.hwcaps=-AVX2,-AVX512F'"
+        )
+        raise UsageError(f"malformed GLIBC_TUNABLES string '{tunables}'", hint=hint)
     return value
 
 

@@ -356,11 +356,14 @@ class IsaAudit:
         # "baseline built with -march=native"), code those flags explain cannot be dispatched;
         # code above even the flags came from intrinsics or target attributes.  Some units
         # above the level is the per-file dispatch pattern (-mavx2 for foo_avx2.c): heuristic.
+        # Only code up to the global flags is convicted: a unit built with more (-mavx for
+        # the AVX kernel of a -march=x86-64-v2 build) is that per-file pattern above them.
         if self.build_rank is not None and self.build_rank > rank:
             for low, high, unit_rank, flags in self.unit_ranks:
-                if low <= fn.start < high and upto(unit_rank):
+                cap = min(unit_rank, self.build_rank)
+                if low <= fn.start < high and upto(cap):
                     return (False, f"its compile unit was built with {flags} (DW_AT_producer)",
-                            upto(unit_rank))
+                            upto(cap))
         if not self.dispatch_evidence:
             return (False, "nothing in this object detects the CPU (no cpuid, IFUNC or "
                     "__cpu_model)", above)

@@ -8,7 +8,9 @@ the real loader by tests/test_loader_*.py (host, GLIBC_TUNABLES masks,
 qemu-user CPUs, ``ldconfig -r`` sysroots, ppc64el/s390x cross loaders):
 
 * Directories in glibc's order: DT_RPATH (unless there is a DT_RUNPATH),
-  LD_LIBRARY_PATH, DT_RUNPATH, ld.so.cache, the system directories.
+  LD_LIBRARY_PATH, DT_RUNPATH, ld.so.cache, the system directories.  How a
+  path string becomes directories (separators, empty entries, $ORIGIN, $LIB,
+  $PLATFORM) is :mod:`hwcapdeb.dl_paths`.
 * For each directory the loader tries ``DIR/glibc-hwcaps/NAME/SONAME`` for
   each hwcaps name in priority order, then ``DIR/SONAME``.  Names: first the
   ``--glibc-hwcaps-prepend`` ones (no CPU check), then the built-in
@@ -22,7 +24,12 @@ qemu-user CPUs, ``ldconfig -r`` sysroots, ppc64el/s390x cross loaders):
   other header checks of open_verify() (byte order, ELF version, OS ABI and
   ABI version, e_ident padding, e_type, e_phentsize; an ET_EXEC fails
   later, in _dl_map_object_from_fd) and a *directory* named like the SONAME
-  (open() succeeds, read() fails: "cannot read file data").
+  (open() succeeds, read() fails: "cannot read file data").  A file open()
+  refuses with EACCES is skipped and the search goes on.
+* A picked file that _dl_map_object_from_fd() refuses is fatal: a misaligned
+  or no PT_LOAD, no PT_DYNAMIC, a PIE (:mod:`hwcapdeb.dl_object`); so is a
+  DT_NEEDED that cannot be loaded (searched like the SONAME, with the picked
+  file's own run paths).
 * After loading, an object whose GNU_PROPERTY_X86_ISA_1_NEEDED bits exceed
   the CPU's ``isa_1`` is refused: fatal, there is no fallback to the next
   directory.  ``isa_1`` is computed before GLIBC_TUNABLES is applied, so
@@ -33,8 +40,9 @@ qemu-user CPUs, ``ldconfig -r`` sysroots, ppc64el/s390x cross loaders):
   system directories: files in ``glibc-hwcaps/*`` are indexed by DT_SONAME
   under their real names (no SONAME link needed), compete by priority across
   all directories, and are *skipped* when their ISA marker exceeds the CPU's
-  level; then the first directory's plain entry.  Without a cache hit the
-  system directories are searched directly.
+  level; then the first directory's plain entry.  Without a cache hit, or
+  without a ``ROOT/etc/ld.so.cache`` at all, the system directories are
+  searched directly.
 * Legacy hwcaps directories (``tls/``, ``x86_64/``, ``haswell/``...) are
   searched after glibc-hwcaps/ and before the directory itself by the
   releases of rule ``legacy-hwcaps`` in profiles/glibc.json (glibc <= 2.36),
@@ -47,8 +55,9 @@ from __future__ import annotations
 
 import functools
 import glob
+import re
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -56,8 +65,16 @@ from typing import Any
 from elftools.elf.enums import ENUM_E_MACHINE
 
 from hwcapdeb.cpu import CpuModel, supported_levels, why_not
+from hwcapdeb.dl_object import mapping_problem, open_like_loader
+from hwcapdeb.dl_paths import (
+    DST,
+    LIBRARY_PATH_SEPARATORS,
+    RPATH_SEPARATORS,
+    dl_platform,
+    search_path,
+)
 from hwcapdeb.elf import ElfFacts, decode_isa_needed, is_elf, read_elf
-from hwcapdeb.errors import InputError
+from hwcapdeb.errors import InputError, UsageError
 from hwcapdeb.glibc_rules import applies, legacy_subdirs, parse_version, rule
 from hwcapdeb.profiles import Architecture, Level, architecture
 
@@ -130,11 +147,22 @@ class _Name:
 
 
 def split_list(value: str | Sequence[str] | None) -> list[str] | None:
-    """ld.so's colon-separated lists (commas accepted too); None stays None."""
+    """``--glibc-hwcaps-prepend``/``-mask`` lists: split on ``:`` only, empty names
+    skipped (elf/dl-hwcaps_split.c, glibc 2.33+); None stays None."""
     if value is None:
         return None
     items = [value] if isinstance(value, str) else list(value)
-    return [n for item in items for n in item.replace(",", ":").split(":") if n]
+    return [n for item in items for n in item.split(":") if n]
+
+
+def glibc_release(text: str) -> str:
+    """A ``--glibc`` value as a release ``2.N`` (Debian's ``2.36-9+deb12u4`` is read as
+    2.36); anything else is a UsageError rather than a silently empty set of names."""
+    m = re.fullmatch(r"\s*(\d+)\.(\d+)(?:[.~+-][0-9A-Za-z.~+-]*)?\s*", text)
+    if not m or m.group(1) != "2":
+        raise UsageError(f"'{text}' is not a glibc release",
+                         hint="give one like 2.36 (glibc 2.33 or later has glibc-hwcaps)")
+    return f"2.{int(m.group(2))}"
 
 
 def hwcaps_names(
@@ -281,6 +309,10 @@ class _Search:
         if glibc is not None:
             self.legacy = (legacy_subdirs(cpu.arch, cpu.features, cpu.vendor, cpu.tunables)
                            if applies("legacy-hwcaps", glibc) else [])
+        #: checks a picked object's DT_NEEDED (None: not checked); returns the failure
+        self.dependencies: Callable[[ElfFacts, Path], str | None] | None = None
+        self.lib = f"lib/{self.arch.triplet}"  # $LIB (Debian's glibc: the multiarch dir)
+        self.platform = dl_platform(cpu)
 
     def step(self, path: Path | str, verdict: str, reason: str) -> None:
         self.trace.append(TraceStep(str(path), verdict, reason))
@@ -296,12 +328,17 @@ class _Search:
 
         ``contents`` is the file to read when ``path`` is a link ldconfig would create.
         """
-        if contents is None and path.is_dir():
+        opened = open_like_loader(path) if contents is None else None
+        if opened == "directory":
             # open(2) succeeds on a directory; the loader's read() then fails: fatal
             unreadable = "cannot read file data: Is a directory"
             self.step(path, REFUSED, f"a directory; {unreadable} (fatal)")
             return self.done(None, level, f"{path}: {unreadable}")
-        if contents is None and not (path.exists() and path.is_file()):
+        if opened == "denied":
+            # open_path() goes on after EACCES (elf/dl-load.c)
+            self.step(path, SKIPPED, "cannot open: permission denied (the loader goes on)")
+            return None
+        if opened == "absent":
             self.step(path, ABSENT, "no such file" + (
                 f" (only {_real_names(path)} here: the loader looks up the SONAME)"
                 if _real_names(path) else ""
@@ -322,7 +359,10 @@ class _Search:
         if problem:
             self.step(path, SKIPPED, problem)
             return None
-        marker = _marker_problem(facts, self.cpu)
+        mapping = mapping_problem(contents or path, self.cpu.arch)
+        if mapping is None and self.dependencies is not None:
+            mapping = self.dependencies(facts, path)
+        marker = mapping or _marker_problem(facts, self.cpu)
         if marker:
             self.step(path, REFUSED, f"{how}; {marker} (fatal: no fallback to the next directory)")
             return self.done(None, level, f"{path}: {marker}")
@@ -371,21 +411,41 @@ def _legacy_max() -> str:
     return rule("legacy-hwcaps").glibc_max or "?"
 
 
+def _fs(test: Callable[[], bool]) -> bool:
+    """A file test that is False when the loader's user may not look (EACCES on a
+    directory on the way), as open(2) would fail there too."""
+    try:
+        return test()
+    except OSError:
+        return False
+
+
+def _listing(directory: Path, pattern: str | None = None) -> list[Path]:
+    """Sorted entries of a directory, none if it cannot be read."""
+    try:
+        return sorted(directory.glob(pattern) if pattern else directory.iterdir())
+    except OSError:
+        return []
+
+
 def _legacy_copies(directory: Path, soname: str) -> list[Path]:
     """SONAME under legacy hwcaps subdirectories (tls/haswell/x86_64/... combinations)."""
     found: list[Path] = []
     for name in LEGACY_HWCAPS_DIRS:
         sub = directory / name
-        if sub.is_dir() and not sub.is_symlink():
-            found.extend(p for p in sorted(sub.rglob(soname)) if p.name == soname)
+        if _fs(sub.is_dir) and not _fs(sub.is_symlink):
+            try:
+                found.extend(p for p in sorted(sub.rglob(soname)) if p.name == soname)
+            except OSError:
+                continue
     return found
 
 
 def _real_names(path: Path) -> str:
     """Other files of the same library beside a missing SONAME (libfoo.so.1.2.3)."""
-    if not path.parent.is_dir():
+    if not _fs(path.parent.is_dir):
         return ""
-    others = sorted(p.name for p in path.parent.glob(path.name + ".*"))
+    others = [p.name for p in _listing(path.parent, path.name + ".*")]
     return ", ".join(others)
 
 
@@ -426,30 +486,28 @@ def system_dirs(root: Path, arch: Architecture) -> list[Path]:
 def _expand(
     entries: Sequence[str], root: Path, origin: Path | None, search: _Search
 ) -> list[Path]:
-    """DT_RPATH/DT_RUNPATH entries as directories under ``root`` (dynamic string tokens
-    expanded as elf/dl-load.c does for $ORIGIN and $LIB)."""
+    """DT_RPATH/DT_RUNPATH entries (split on ':' only) as directories under ``root``;
+    tokens expanded by :func:`search_path` ($ORIGIN to ``origin``, an outside path)."""
     result = []
-    lib = f"lib/{search.arch.triplet}"
-    for raw in (n for e in entries for n in e.split(":")):
-        entry = raw.replace("${LIB}", lib).replace("$LIB", lib)
-        if "ORIGIN" in entry:
-            if origin is None:
+    for value in entries:
+        for raw in value.split(RPATH_SEPARATORS):
+            if "ORIGIN" in raw and origin is None and DST.search(raw):
                 search.step(raw, NOTE, "$ORIGIN needs the requesting object's directory: skipped")
                 continue
-            entry = entry.replace("${ORIGIN}", str(origin)).replace("$ORIGIN", str(origin))
-            result.append(Path(entry))  # origin is already an outside path
-        elif entry.startswith("/"):
-            result.append(root / entry.lstrip("/"))
-        elif entry:
-            result.append(Path(entry))  # relative: to the current directory, like glibc
-    return result
+            for entry in search_path(raw, RPATH_SEPARATORS, origin=str(origin),
+                                     lib=search.lib, platform=search.platform):
+                if "ORIGIN" in raw or not entry.startswith("/"):
+                    result.append(Path(entry))  # relative: to the current directory, like glibc
+                else:
+                    result.append(root / entry.lstrip("/"))
+    return [d for i, d in enumerate(result) if d not in result[:i]]
 
 
 def _dedupe(dirs: list[Path]) -> list[Path]:
     seen: set[Path] = set()
     result = []
     for d in dirs:
-        key = d.resolve() if d.exists() else d
+        key = d.resolve() if _fs(d.exists) else d
         if key not in seen:
             seen.add(key)
             result.append(d)
@@ -458,7 +516,7 @@ def _dedupe(dirs: list[Path]) -> list[Path]:
 
 def _indexed(search: _Search, path: Path) -> ElfFacts | None:
     """The file's facts if ldconfig would index it under the SONAME we look for."""
-    if path.is_symlink() or not path.is_file():
+    if _fs(path.is_symlink) or not _fs(path.is_file):
         return None
     facts = _read(path)
     if isinstance(facts, str) or facts.soname != search.soname:
@@ -484,9 +542,9 @@ def _cache_lookup(search: _Search, dirs: list[Path]) -> Resolution | None:
     plain: Path | None = None
     for directory in dirs:
         hwcaps = directory / HWCAPS_DIR
-        subdirs = sorted(p for p in hwcaps.iterdir() if p.is_dir()) if hwcaps.is_dir() else []
+        subdirs = [p for p in _listing(hwcaps) if _fs(p.is_dir)]
         for sub in subdirs:
-            for path in sorted(sub.iterdir()):
+            for path in _listing(sub):
                 facts = _indexed(search, path)
                 if facts is None:
                     continue
@@ -504,21 +562,28 @@ def _cache_lookup(search: _Search, dirs: list[Path]) -> Resolution | None:
                     best = (priority[sub.name], path, level)
         if plain is None:
             link = directory / search.soname
-            if link.exists():
+            if _fs(link.exists):
                 linked = _read(link)
                 if not isinstance(linked, str) and not _identity_problem(linked, search.cpu.arch):
                     plain = link
-            elif any(_indexed(search, p) for p in sorted(directory.glob(search.soname + ".*"))):
+            elif any(_indexed(search, p) for p in _listing(directory, search.soname + ".*")):
                 plain = link  # ldconfig creates the SONAME link in plain directories
                 search.step(link, NOTE, "no SONAME link yet: ldconfig creates it")
     if best is not None:
         return search.take(best[1], best[2], "ld.so.cache: best glibc-hwcaps entry")
     if plain is not None:
         real = None
-        if not plain.exists():
-            real = next(p for p in sorted(plain.parent.glob(search.soname + ".*")) if p.is_file())
+        if not _fs(plain.exists):
+            real = next(p for p in _listing(plain.parent, search.soname + ".*")
+                        if _fs(p.is_file))
         return search.take(plain, search.arch.baseline, "ld.so.cache", contents=real)
     return None
+
+
+#: objects every program has loaded before a preloaded library's DT_NEEDED is searched
+#: (the C library and the loader itself: a NEEDED naming them is satisfied without search)
+_ALWAYS_LOADED = ("libc.so.6",)
+_NEEDED_DEPTH = 16
 
 
 def resolve(
@@ -534,46 +599,101 @@ def resolve(
     runpath: Sequence[str] = (),
     origin: Path | None = None,
     glibc: str | None = None,
+    program_origin: Path | None = None,
+    check_needed: bool = True,
+    _loaded: frozenset[str] = frozenset(),
 ) -> Resolution:
     """Which file the loader maps for ``soname`` on ``cpu``: a pure function of its inputs.
 
     The order is glibc's (elf/dl-load.c _dl_map_object): ``rpath`` (the
     requesting object's DT_RPATH, ignored when it has a DT_RUNPATH), then
     ``library_path`` (LD_LIBRARY_PATH / ``ld.so --library-path``), then
-    ``runpath`` (DT_RUNPATH), then, if ``system``, the ld.so.cache model and
-    the system directories of ``root`` (default ``/``).  ``rpath``/``runpath``
-    are paths of the target system (prefixed with ``root``); ``$ORIGIN`` in
-    them expands to ``origin`` (the requesting object's directory) and
-    ``$LIB`` to the multiarch library directory.  ``cpu`` should already carry
-    any tunables (:func:`hwcapdeb.cpu.apply_tunables`).  Nothing is read from
-    the environment.  ``glibc`` names the loader's release when it matters
-    (glibc-hwcaps names newer than it are not searched); None: the CPU
-    model's own (known when it came from a real loader), else all names.
+    ``runpath`` (DT_RUNPATH), then, if ``system``, the ld.so.cache model (only
+    when ``ROOT/etc/ld.so.cache`` exists) and the system directories of
+    ``root`` (default ``/``).  ``rpath``/``runpath`` are paths of the target
+    system (prefixed with ``root``); ``$ORIGIN`` in them expands to ``origin``
+    (the requesting object's directory).  A ``str`` item of ``library_path``
+    is a search path string read as glibc reads LD_LIBRARY_PATH (``:`` and
+    ``;`` separate, an empty entry is the current directory, ``$ORIGIN`` is
+    ``program_origin``, the running program's directory); a ``Path`` item is
+    one directory.  ``$LIB`` is the multiarch directory, ``$PLATFORM``
+    :func:`dl_platform`.  With ``check_needed`` the picked file's DT_NEEDED
+    are resolved the same way (system directories included): one that cannot
+    be loaded makes the whole load fail, as it does for the loader.  ``cpu``
+    should already carry any tunables (:func:`hwcapdeb.cpu.apply_tunables`).
+    Nothing is read from the environment.  ``glibc`` names the loader's
+    release when it matters (glibc-hwcaps names newer than it are not
+    searched); None: the CPU model's own (known when it came from a real
+    loader), else all names.
     """
+    if not soname:
+        raise InputError("an empty SONAME names no library",
+                         hint="give the DT_SONAME, e.g. libz.so.1")
     prepend = split_list(hwcaps_prepend) or []
     mask = split_list(hwcaps_mask)
     release = glibc or cpu.glibc
     if release is not None:
         parse_version(release)  # a non-version is a usage error, not "no directory"
     search = _Search(soname, cpu, hwcaps_names(cpu, prepend, mask, release), release)
+    base = Path(root) if root is not None else Path("/")
+    if check_needed and len(_loaded) < _NEEDED_DEPTH:
+        loaded = _loaded | {soname}
+
+        def dependencies(facts: ElfFacts, path: Path) -> str | None:
+            for name in facts.needed:
+                if not name or name in loaded or name in _ALWAYS_LOADED or (
+                        cpu.arch == "amd64" and name == Path(search.arch.loader or "").name):
+                    continue
+                dep = resolve(
+                    name, cpu, library_path=library_path, root=root,
+                    hwcaps_prepend=hwcaps_prepend, hwcaps_mask=hwcaps_mask, system=True,
+                    rpath=facts.rpath, runpath=facts.runpath, origin=path.parent, glibc=glibc,
+                    program_origin=program_origin, _loaded=loaded)
+                if dep.path is None:
+                    return f"its DT_NEEDED {name} cannot be loaded ({dep.error})"
+            return None
+
+        search.dependencies = dependencies
+    rtld = Path(search.arch.loader) if search.arch.loader else None
+    if rtld is not None and soname == rtld.name:
+        # the loader itself answers to its SONAME: already loaded, nothing is searched
+        path = base / str(rtld).lstrip("/")
+        search.step(path, LOADED, "the dynamic loader itself (always loaded)")
+        return search.done(path, search.arch.baseline)
     if "/" in soname:  # dlopen("dir/libfoo.so.1") and DT_NEEDED with a slash: no search at all
         found = search.take(Path(soname), None, "a name with '/' is opened as is, without search")
         return found or search.done(None, None, f"{soname}: cannot open shared object file")
-    base = Path(root) if root is not None else Path("/")
     if not base.is_dir():
         raise InputError(f"root directory {base} does not exist", hint="pass an unpacked sysroot")
     rpath_dirs = [] if runpath else _expand(rpath, base, origin, search)
     runpath_dirs = _expand(runpath, base, origin, search)
-    for entry in [*rpath_dirs, *library_path, *runpath_dirs]:
-        found = search.search_dir(Path(entry))
+    env_dirs: list[Path] = []
+    for item in library_path:
+        if isinstance(item, Path):
+            env_dirs.append(item)
+            continue
+        if not item:
+            continue  # an empty LD_LIBRARY_PATH is no path at all (_dl_init_paths)
+        for entry in search_path(item, LIBRARY_PATH_SEPARATORS, lib=search.lib,
+                                 platform=search.platform,
+                                 origin=str(program_origin) if program_origin else None):
+            if Path(entry) not in env_dirs:
+                env_dirs.append(Path(entry))
+    for directory in [*rpath_dirs, *env_dirs, *runpath_dirs]:
+        found = search.search_dir(directory)
         if found:
             return found
     if system:
         sysdirs = system_dirs(base, search.arch)
-        found = _cache_lookup(search, _dedupe([*ld_so_conf_dirs(base), *sysdirs]))
-        if found:
-            return found
-        search.step(f"{base}/etc/ld.so.cache", ABSENT, f"no entry for {soname} (modelled)")
+        cache = base / "etc" / "ld.so.cache"
+        if cache.is_file():
+            found = _cache_lookup(search, _dedupe([*ld_so_conf_dirs(base), *sysdirs]))
+            if found:
+                return found
+            search.step(cache, ABSENT, f"no entry for {soname} (modelled)")
+        else:
+            search.step(cache, ABSENT, "no ld.so.cache: the loader searches the system "
+                        "directories only")
         for directory in sysdirs:
             found = search.search_dir(directory)
             if found:

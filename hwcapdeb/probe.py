@@ -83,12 +83,25 @@ def _child_env(tunables: str | None) -> dict[str, str]:
     return env
 
 
-def _listed_path(output: str, soname: str) -> Path | None:
+def _listed_path(output: str, soname: str, loader_name: str | None = None) -> Path | None:
     for line in output.splitlines():
         m = re.match(r"^\s*(\S+) => (.+?) \(0x[0-9a-f]+\)\s*$", line)
         if m and m.group(1) == soname:
             return Path(m.group(2))
+        # listed without '=>' when the path opened is the name itself: a name with '/',
+        # or one found through an empty (current directory) library path entry
+        m = re.match(r"^\s*(.+?) \(0x[0-9a-f]+\)\s*$", line)
+        if m and m.group(1) == soname:
+            return Path(soname)
+        if m and soname == loader_name and m.group(1).endswith("/" + soname):
+            return Path(m.group(1))  # the loader itself, listed under its own path
     return None
+
+
+def default_program() -> Path:
+    """The program the loader runs for a preloaded SONAME on this machine: its
+    directory is what ``$ORIGIN`` means in the library path."""
+    return Path(_true_program())
 
 
 def _first_error(stderr: str) -> str | None:
@@ -193,7 +206,7 @@ def probe(
         raise ExternalCommandError(
             f"cannot run the real loader ({' '.join(argv)}): {err}"
         ) from None
-    path = _in_root(_listed_path(listed.stdout, soname), root)
+    path = _in_root(_listed_path(listed.stdout, soname, Path(spec.loader).name), root)
     error = None
     if ran.returncode != 0:
         error = _first_error(ran.stderr) or f"the loader exited with status {ran.returncode}"

@@ -30,6 +30,9 @@ Tags (severity):
 - ``target-loader-unavailable`` (W): the build's libc6 loader could not be had;
   the host's loader answered instead (hwcapdeb.target_loader).
 - ``unreadable-file`` (E): a library that cannot be parsed.
+- ``unloadable-variant`` (E): the loader picks a file and refuses it, fatally (no
+  fallback): a glibc-hwcaps link to something that is no shared library, an
+  object without loadable segments or dynamic section, a PIE executable...
 - ``duplicate-variant`` (E): two packages ship the same level of one library.
 """
 
@@ -239,6 +242,7 @@ class _Collector:
                     self.add("error" if library_like else "warning", "unreadable-file", tree.name,
                              junk.relative_to(tree.root).as_posix(),
                              "not an ELF file: nothing but libraries belongs in glibc-hwcaps")
+                self._check_links(tree, sub)
                 for file in _real_files(sub):
                     build = self._build(tree, level, file)
                     if build is None:
@@ -299,6 +303,19 @@ class _Collector:
                     lib.baseline = self._find_baseline(tree, libdir, lib.soname)
                     if lib.baseline:
                         break
+
+    def _check_links(self, tree: PackageTree, sub: Path) -> None:
+        """A link in glibc-hwcaps/LEVEL to a file that is no ELF object: the loader opens
+        it on every CPU of that level and fails (the real file's own checks are below)."""
+        for link in sorted(p for p in sub.iterdir() if p.is_symlink() and p.exists()):
+            target = link.resolve()
+            if target.parent == sub.resolve() and ".so" in target.name:
+                continue  # the junk check below names that file itself, as an error
+            if target.is_file() and not is_elf(target):
+                self.add("error", "unloadable-variant", tree.name,
+                         link.relative_to(tree.root).as_posix(),
+                         f"links to {os.readlink(link)}, which is no ELF object: the loader "
+                         f"picks it on every CPU of {sub.name} and fails (fatal)")
 
     def _check_soname_link(self, tree: PackageTree, sub: Path, build: Build, soname: str) -> None:
         link = sub / soname
@@ -445,6 +462,8 @@ class Cell:
     libdir: str = ""
     #: what the model says it did not model (legacy hwcaps directories), when it disagrees
     model_note: str | None = None
+    #: the file the loader picked and refused (path inside its package), when loading fails
+    refused: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -459,6 +478,7 @@ class Cell:
             "real_loader": self.real,
             "agrees": self.agrees,
             "model_note": self.model_note,
+            "refused": self.refused,
         }
 
 
@@ -544,6 +564,8 @@ def dispatch_matrix(
             search = [merged / lib.libdir,
                       *sorted({merged / o.libdir for o in libraries} - {merged / lib.libdir})]
             for row in rows:
+                # DT_NEEDED checked as the loader does (this machine's system directories):
+                # the host rows' real loader fails too when a dependency is missing here
                 res = loader.resolve(lib.soname, row.model, library_path=search, system=False,
                                      glibc=target.glibc if target else None)
                 build = by_path.get(res.path.resolve()) if res.path else None
@@ -564,9 +586,32 @@ def dispatch_matrix(
                 package = build.package if build else lib.package
                 level = res.level.name if res.level else (
                     f"legacy {res.legacy_dir}/" if res.legacy_dir else None)
+                refused = _refused(res, merged, by_path, trees, lib.baseline)
                 cells.append(Cell(row.label, lib.soname, package, rel, level, safe, reason, real,
-                                  agrees, lib.libdir, note))
+                                  agrees, lib.libdir, note, refused))
     return cells, [r.label for r in rows]
+
+
+def _refused(
+    res: loader.Resolution, merged: Path, by_path: dict[Path, Build],
+    trees: Sequence[PackageTree], baseline: Build | None,
+) -> str | None:
+    """The path (inside its package) of the file the model refused, fatally.  A
+    dependency the baseline needs too is not the package's fault: it is not installed
+    on this machine (the cell says so); one only the variant needs is."""
+    if res.path is not None or not res.trace or res.trace[-1].verdict != loader.REFUSED:
+        return None
+    needed = re.search(r"its DT_NEEDED (\S+) cannot be loaded", res.trace[-1].reason)
+    if needed and (baseline is None or needed.group(1) in baseline.facts.needed):
+        return None
+    picked = Path(res.trace[-1].path)
+    with contextlib.suppress(OSError):
+        build = by_path.get(picked.resolve())
+        if build is not None:
+            return build.relpath
+    with contextlib.suppress(ValueError):
+        return picked.relative_to(merged).as_posix()
+    return _relative(picked, trees)
 
 
 def _merged_view(trees: Sequence[PackageTree], libraries: Sequence[Library], dest: Path) -> Path:
@@ -597,10 +642,24 @@ def _merged_view(trees: Sequence[PackageTree], libraries: Sequence[Library], des
                     if target.exists() or target.is_symlink():
                         continue
                     if entry.is_symlink():
-                        os.symlink(os.readlink(entry), target)
+                        os.symlink(_link_in_view(entry, tree.root, source), target)
                     else:
                         os.symlink(entry.resolve(), target)
     return dest
+
+
+def _link_in_view(link: Path, root: Path, libdir: Path) -> str:
+    """A link's target for the merged view: kept when it stays in the library directory,
+    else the file it reaches in the unpacked package (an absolute target is inside the
+    package too), so that the loader meets what it would meet once installed."""
+    text = os.readlink(link)
+    reached = root / text.lstrip("/") if text.startswith("/") else Path(
+        os.path.normpath(link.parent / text))
+    if not text.startswith("/") and reached.is_relative_to(libdir):
+        return text
+    if reached.is_relative_to(root) and (reached.exists() or reached.is_symlink()):
+        return str(reached)
+    return text
 
 
 def _relative(path: Path, trees: Sequence[PackageTree]) -> str:
@@ -717,6 +776,10 @@ def verify_trees(
     # a file already flagged (leak, marker) is not flagged again per CPU
     flagged = {(f.package, f.path) for f in collector.findings if f.severity == "error"}
     legacy_seen: set[tuple[str, str]] = set()
+    # a refused file is named once, unless a finding in its directory already says why
+    fatal = {os.path.dirname(f.path) for f in collector.findings if f.severity == "error"
+             and f.tag in ("unloadable-variant", "isa-marker-mismatch", "unreadable-file",
+                           "missing-soname-link")}
     for cell in cells:
         if cell.level and cell.level.startswith("legacy ") and cell.resolved and (
             (cell.package, cell.resolved) not in legacy_seen
@@ -731,6 +794,10 @@ def verify_trees(
             flagged.add((cell.package, cell.resolved))
             add("error", "unsafe-resolution", cell.package, cell.resolved,
                 f"on {cell.cpu} the loader picks this file, but {cell.reason}")
+        if cell.refused is not None and os.path.dirname(cell.refused) not in fatal:
+            fatal.add(os.path.dirname(cell.refused))
+            add("error", "unloadable-variant", cell.package, cell.refused,
+                f"on {cell.cpu} the loader picks this file and fails: {cell.reason}")
         if cell.agrees is False:
             note = f"; the model notes {cell.model_note}" if cell.model_note else ""
             if cell.real and _NEWER_GLIBC.search(cell.real):

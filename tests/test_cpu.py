@@ -144,10 +144,24 @@ def test_tunables_other_tunables_pass_and_last_hwcaps_wins() -> None:
     assert hwcaps_tunable("glibc.malloc.check=3") is None
 
 
-@pytest.mark.parametrize("bad", ["-AVX2", "glibc.cpu.hwcaps", "=x", "glibc..cpu=1"])
+@pytest.mark.parametrize("bad", ["-AVX2", "glibc.cpu.hwcaps", "-AVX2,-BMI2"])
 def test_malformed_tunables(bad: str) -> None:
+    """Nothing glibc would read (no name=value at all): the mask passed alone."""
     with pytest.raises(UsageError):
         hwcaps_tunable(bad)
+
+
+@pytest.mark.parametrize(
+    ("tunables", "value"),
+    [("glibc.cpu.hwcaps=-AVX2:", "-AVX2"),  # a trailing ':'
+     ("glibc.malloc.check=1:glibc.cpu.hwcaps=-AVX2,-BMI2", "-AVX2,-BMI2"),
+     (":junk:glibc.cpu.hwcaps=-AVX2", "-AVX2"),  # an item without '=' is skipped
+     ("=x", None), ("glibc..cpu=1", None),  # unknown names: ignored by glibc
+     ("glibc.cpu.hwcaps=-AVX2:glibc.cpu.hwcaps=-SSE4_2", "-SSE4_2")],
+)
+def test_tunables_glibc_accepts_are_accepted(tunables: str, value: str | None) -> None:
+    """glibc 2.36's parse_tunables() reads these; so does hwcapdeb (elf/dl-tunables.c)."""
+    assert hwcaps_tunable(tunables) == value
 
 
 @pytest.mark.parametrize(

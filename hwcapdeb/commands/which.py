@@ -6,17 +6,17 @@ loader is asked too (hwcapdeb.probe) and a disagreement is an error (exit 1).
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import click
 
 from hwcapdeb.cpu import HOST, apply_tunables, cpu_model, host_arch, hwcaps_tunable
-from hwcapdeb.errors import MissingToolError
-from hwcapdeb.glibc_rules import parse_version
-from hwcapdeb.loader import Resolution, resolve, split_list
+from hwcapdeb.errors import MissingToolError, UsageError
+from hwcapdeb.loader import Resolution, glibc_release, resolve
 from hwcapdeb.output import emit_json
-from hwcapdeb.probe import ProbeResult, cross_sysroot, probe
+from hwcapdeb.probe import ProbeResult, cross_sysroot, default_program, probe
 from hwcapdeb.profiles import architecture
 from hwcapdeb.target_loader import host_loader, select_loader
 
@@ -35,10 +35,26 @@ def _can_emulate(arch_name: str, qemu_cpu: str | None) -> bool:
     return True
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """The same path as both would open it from this directory (the loader prints a
+    relative path for an empty or relative library path entry)."""
+    return os.path.normpath(os.path.abspath(a)) == os.path.normpath(os.path.abspath(b))
+
+
+def _host_glibc() -> str | None:
+    text = os.confstr("CS_GNU_LIBC_VERSION") if "CS_GNU_LIBC_VERSION" in os.confstr_names \
+        else None
+    return glibc_release(text.split()[-1]) if text and text.startswith("glibc ") else None
+
+
+def _glibc_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    return None if value is None else glibc_release(value)
+
+
 def _agreement(res: Resolution, real: ProbeResult) -> str | None:
     """None if the real loader agrees, else what differs."""
     if res.path is not None and real.path is not None:
-        if Path(res.path) == Path(real.path):
+        if _same_file(res.path, real.path):
             return None
         return f"the model says {res.path}, the real loader loads {real.path}"
     if res.path is None and real.path is None:
@@ -64,7 +80,7 @@ def _agreement(res: Resolution, real: ProbeResult) -> str | None:
                    "(default: this system).")
 @click.option("--hwcaps-prepend", metavar="L", help="As ld.so --glibc-hwcaps-prepend.")
 @click.option("--hwcaps-mask", metavar="L", help="As ld.so --glibc-hwcaps-mask.")
-@click.option("--glibc", "glibc", metavar="V",
+@click.option("--glibc", "glibc", metavar="V", callback=_glibc_option,
               help="The target's glibc release (e.g. 2.36): its rules apply (glibc-hwcaps "
                    "names it knows, legacy dirs up to 2.36; profiles/glibc.json). Default: the "
                    "--loader-root's, else the host's when its loader is asked (--real), else "
@@ -83,25 +99,38 @@ def command(
     verbose: bool, as_json: bool,
 ) -> None:
     """Show which file the dynamic loader loads for SONAME, and why."""
-    if glibc is not None:
-        parse_version(glibc)  # 'banana' is a usage error, not "no directory is searched"
+    if not soname.strip():
+        raise UsageError("an empty SONAME names no library",
+                         hint="give the DT_SONAME, e.g. 'hwcapdeb which libz.so.1'")
+    if any(c in soname for c in ": \t\n"):
+        # ld.so --preload splits its list on ':' and blanks: the loader could not be asked
+        raise UsageError(f"'{soname}' is not one SONAME (it holds ':' or a blank)",
+                         hint="ask for one library at a time")
     target = select_loader(arch_name=arch_name, loader_root=loader_root) \
         if loader_root is not None else None
     if tunables is not None:
         hwcaps_tunable(tunables)  # malformed strings fail before any work
     base = cpu_model(cpu_spec, arch_name)
     cpu = apply_tunables(base, tunables)
-    dirs = split_list(list(library_path)) or []
-    if glibc is None and target is None and check_real and root is None \
-            and arch_name == host_arch():
-        glibc = host_loader(architecture(arch_name)).glibc  # the loader asked below
+    # one search path string, read by the model exactly as the loader reads the
+    # --library-path it is given below (':' and ';', empty entries, $ORIGIN...)
+    path_string = ":".join(library_path)
+    dirs = [path_string] if library_path else []
+    # the real loader answers for the host (or the --loader-root's loader), and for a
+    # named CPU qemu-user emulates; the model is compared only when asked about the
+    # same loader (no sysroot, the same glibc release)
+    qemu = None if cpu_spec == HOST else base.qemu_cpu
+    asked_glibc = target.glibc if target is not None else (
+        host_loader(architecture(arch_name)).glibc if arch_name == host_arch() else _host_glibc())
+    if glibc is None and root is None and check_real:
+        glibc = asked_glibc  # the model follows the loader it is compared with
+    compare = check_real and root is None and glibc == asked_glibc and (
+        (cpu_spec == HOST and host_arch() == arch_name) or _can_emulate(arch_name, qemu))
     res = resolve(soname, cpu, library_path=dirs, root=root, hwcaps_prepend=hwcaps_prepend,
-                  hwcaps_mask=hwcaps_mask, glibc=glibc or (target.glibc if target else None))
+                  hwcaps_mask=hwcaps_mask, glibc=glibc, program_origin=default_program().parent)
     real: ProbeResult | None = None
     disagreement = None
-    # the real loader answers for the host, and for a named CPU qemu-user emulates
-    qemu = None if cpu_spec == HOST else base.qemu_cpu
-    if check_real and root is None and (cpu_spec == HOST or _can_emulate(arch_name, qemu)):
+    if compare:
         real = probe(soname, library_path=dirs, tunables=tunables, hwcaps_prepend=hwcaps_prepend,
                      hwcaps_mask=hwcaps_mask, qemu_cpu=qemu, arch=arch_name, loader=target)
         disagreement = _agreement(res, real)
@@ -134,7 +163,7 @@ def command(
         if res.path is not None:
             level = res.level.name if res.level else (
                 f"legacy hwcaps directory {res.legacy_dir}/" if res.legacy_dir
-                else "prepended directory")
+                else "opened as named, no search" if "/" in soname else "prepended directory")
             click.echo(f"{soname} => {res.path} ({level})")
         else:
             click.echo(f"{soname}: not loaded: {res.error}")
