@@ -45,7 +45,8 @@ from debian.debian_support import Version
 from hwcapdeb import __version__
 from hwcapdeb.errors import SourcePackageError, UsageError
 from hwcapdeb.profiles import Profile, architecture
-from hwcapdeb.source import BinaryPackage, Reader, SourcePackage, read_source
+from hwcapdeb.source import BinaryPackage, Reader, SourcePackage, directory_reader, read_source
+from hwcapdeb.validate import check_manifest, confined, read_bytes, read_json
 
 STATE_DIR = "debian/hwcapdeb"
 MANIFEST = f"{STATE_DIR}/manifest.json"
@@ -183,15 +184,9 @@ def load_manifest(root: Path) -> dict[str, Any] | None:
                 hint="it was not made by hwcapdeb or was damaged; restore debian/ from your VCS",
             )
         return None
-    try:
-        manifest: dict[str, Any] = json.loads(path.read_text())
-        if not isinstance(manifest.get("files"), dict):
-            raise ValueError("no files")
-    except (ValueError, AttributeError):
-        raise SourcePackageError(
-            f"{MANIFEST} is damaged", hint="restore debian/ from your VCS"
-        ) from None
-    return manifest
+    # bounded, strict UTF-8, every path in it relative and below debian/
+    doc = read_json(path, what="manifest", error=SourcePackageError)
+    return check_manifest(doc, where=MANIFEST, state_dir=STATE_DIR, error=SourcePackageError)
 
 
 def original_reader(root: Path, manifest: dict[str, Any] | None) -> Reader:
@@ -204,9 +199,12 @@ def original_reader(root: Path, manifest: dict[str, Any] | None) -> Reader:
             if entry["original"] is None:
                 return None
             stored = root / entry["original"]
-            return stored.read_bytes() if stored.is_file() else None
-        path = root / rel
-        return path.read_bytes() if path.is_file() else None
+            if "original_link" not in entry:  # a stored copy: it must lie in the tree
+                stored = confined(root, entry["original"], what="stored original",
+                                  where=MANIFEST, error=SourcePackageError)
+            return read_bytes(stored, what=entry["original"], error=SourcePackageError) \
+                if stored.exists() else None
+        return directory_reader(root)(rel)
 
     return read
 

@@ -22,6 +22,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import NoteSection, SymbolTableSection
 
 from hwcapdeb.errors import InputError
+from hwcapdeb.validate import check_file_name
 
 GNU_PROPERTY_X86_ISA_1_NEEDED = 0xC0008002
 GNU_PROPERTY_X86_ISA_1_USED = 0xC0010002  # ignored by the loader, shown for information
@@ -170,7 +171,9 @@ def read_elf(path: Path, *, with_exports: bool = True) -> ElfFacts:
                 if isinstance(section, DynamicSection):
                     for tag in section.iter_tags():
                         if tag.entry.d_tag == "DT_SONAME":
-                            soname = str(getattr(tag, "soname", ""))
+                            # it becomes a file name: UTF-8, one component, <= NAME_MAX
+                            soname = check_file_name(str(getattr(tag, "soname", "")),
+                                                     what="SONAME", where=str(path))
                         elif tag.entry.d_tag == "DT_NEEDED":
                             needed.append(str(getattr(tag, "needed", "")))
                         elif tag.entry.d_tag == "DT_RPATH":
@@ -199,6 +202,8 @@ def read_elf(path: Path, *, with_exports: bool = True) -> ElfFacts:
                 has_debug_info=elf.get_section_by_name(".debug_info") is not None,
                 exports=_exports(elf) if with_exports else frozenset(),
             )
+    except InputError:
+        raise
     except OSError as err:
         raise InputError(f"cannot read {path}: {err.strerror or err}") from None
     except (ELFError, ValueError, KeyError, IndexError, AttributeError, TypeError) as err:

@@ -223,3 +223,51 @@ def read_json(path: Path, *, what: str = "file", limit: int = MAX_TEXT_BYTES,
     """A JSON file read with every bound above."""
     return parse_json(read_text(path, what=what, limit=limit, error=error), path=path, what=what,
                       error=error)
+
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_MODE = re.compile(r"^[0-7]{1,6}$")
+
+
+def check_manifest(doc: Any, *, where: str, state_dir: str,
+                   error: type[HwcapdebError] = InputError) -> dict[str, Any]:
+    """``doc`` if it has the shape convert writes (debian/hwcapdeb/manifest.json).
+
+    Every path in it is relative, without ``..``: the files conversion owns
+    lie below ``debian/``, their stored originals below ``state_dir``.  Types
+    are checked so that revert and convert never meet a value they cannot use.
+    """
+    def bad(what: str) -> HwcapdebError:
+        return error(f"{where} is damaged ({what})", hint="restore debian/ from your VCS")
+
+    if not isinstance(doc, dict):
+        raise bad("not a JSON object")
+    files = doc.get("files")
+    if not isinstance(files, dict):
+        raise bad("no 'files' object")
+    for key in ("version_suffix", "changelog_date", "changelog_author"):
+        if doc.get(key) is not None and not isinstance(doc[key], str):
+            raise bad(f"'{key}' is not a string")
+    for rel, entry in files.items():
+        safe_relpath(rel, what="a file it lists", where=where, under="debian", error=error)
+        if not isinstance(entry, dict):
+            raise bad(f"the entry of {rel!r:.60} is not an object")
+        original = entry.get("original")
+        if original is not None:
+            safe_relpath(original, what=f"the stored original of {rel}", where=where,
+                         under=state_dir, error=error)
+        if not ((isinstance(entry.get("sha256"), str) and _SHA256.match(entry["sha256"]))
+                or (isinstance(entry.get("link"), str) and entry["link"])):
+            raise bad(f"{rel!r:.60} has no sha256 or link")
+        if original is None:
+            continue
+        if "original_link" in entry:
+            if not isinstance(entry["original_link"], str) or not entry["original_link"] \
+                    or "\0" in entry["original_link"]:
+                raise bad(f"the original link of {rel!r:.60} is not a path")
+        elif not (isinstance(entry.get("original_sha256"), str)
+                  and _SHA256.match(entry["original_sha256"])
+                  and isinstance(entry.get("original_mode"), str)
+                  and _MODE.match(entry["original_mode"])):
+            raise bad(f"the original of {rel!r:.60} has no sha256 or mode")
+    return doc
