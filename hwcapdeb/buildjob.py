@@ -33,6 +33,7 @@ from hwcapdeb.convert import ConvertOptions, convert
 from hwcapdeb.errors import InputError, UsageError
 from hwcapdeb.profiles import Profile
 from hwcapdeb.tools import run
+from hwcapdeb.validate import check_package_name, check_version, read_bytes
 
 VARIANT_TESTS = ("auto", "all", "none")
 
@@ -126,18 +127,22 @@ def _tail_of(path: Path, count: int = 25) -> list[str]:
 
 def read_dsc(path: Path) -> tuple[str, str]:
     """(source, version) of a .dsc whose files are all beside it; InputError otherwise."""
+    not_dsc = InputError(
+        f"{path} is not a Debian source control file (no Source, Version or Files field)",
+        hint="pass a .dsc as written by dpkg-source or apt-get source",
+    )
     try:
-        with path.open(encoding="utf-8", errors="replace") as fh:
-            dsc = Dsc(fh)
-    except OSError as err:
-        raise InputError(f"cannot read {path}: {err.strerror}") from None
-    source, version = dsc.get("Source"), dsc.get("Version")
-    if not source or not version or "Files" not in dsc:
-        raise InputError(
-            f"{path} is not a Debian source control file (no Source, Version or Files field)",
-            hint="pass a .dsc as written by dpkg-source or apt-get source",
-        )
-    missing = [f["name"] for f in dsc["Files"] if not (path.parent / f["name"]).is_file()]
+        dsc = Dsc(read_bytes(path, what=".dsc").decode("utf-8", errors="replace"))
+        source, version = dsc.get("Source"), dsc.get("Version")
+        if not source or not version or "Files" not in dsc:
+            raise not_dsc
+        files = [f["name"] for f in dsc["Files"]]
+    except (ValueError, KeyError, TypeError):  # python-debian's parse errors
+        raise not_dsc from None
+    # both name the scratch tree: no '/' may slip into that path
+    check_package_name(source, field="Source", where=str(path))
+    check_version(version, where=str(path))
+    missing = [name for name in files if "/" in name or not (path.parent / name).is_file()]
     if missing:
         raise InputError(
             f"{path} lists files that are not beside it: {', '.join(missing)}",

@@ -83,7 +83,10 @@ def _main(argv: Sequence[str] | None) -> int:
     except click.ClickException as err:
         click.echo(f"hwcapdeb: error: {err.format_message()}", err=True)
         return EXIT_CANNOT_RUN
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as abort:
+        if isinstance(abort.__context__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            click.echo("hwcapdeb: interrupted", err=True)
+            return 130
         click.echo("hwcapdeb: aborted", err=True)
         return EXIT_CANNOT_RUN
     except KeyboardInterrupt:

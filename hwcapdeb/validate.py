@@ -62,6 +62,20 @@ def check_package_name(name: str, *, field: str = "Package", where: str = "",
     return name
 
 
+#: Debian Policy 5.6.12: [epoch:]upstream[-revision], alphanumerics and . + ~ - :
+VERSION = re.compile(r"^([0-9]+:)?[0-9][A-Za-z0-9.+~:-]*$")
+
+
+def check_version(version: str, *, where: str = "",
+                  error: type[HwcapdebError] = InputError) -> str:
+    """``version`` if it is a valid Debian version (Policy 5.6.12), else ``error``."""
+    if not VERSION.match(version) or len(version) > 200:
+        prefix = f"{where}: " if where else ""
+        raise error(f"{prefix}Version: {version[:60]!r} is not a valid Debian version",
+                    hint="Debian Policy 5.6.12: digits first, then letters, digits and . + ~ - :")
+    return version
+
+
 def check_file_name(name: str, *, what: str, where: str,
                     error: type[HwcapdebError] = InputError) -> str:
     """``name`` if it can be one directory entry (a SONAME, say): UTF-8, no '/', <= NAME_MAX."""
