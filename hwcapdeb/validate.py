@@ -142,7 +142,7 @@ def open_regular(path: Path, *, what: str = "file",
             kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
                     else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
                     else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
-            raise error(f"{path}: the {what} is {kind}, not a regular file",
+            raise error(f"cannot read {what} {path}: it is {kind}, not a regular file",
                         hint="give a regular file")
         os.set_blocking(fd, True)
     except BaseException:
@@ -285,3 +285,21 @@ def check_manifest(doc: Any, *, where: str, state_dir: str,
                   and _MODE.match(entry["original_mode"])):
             raise bad(f"the original of {rel!r:.60} has no sha256 or mode")
     return doc
+
+
+def check_parents(root: Path, rel: str, *, where: str,
+                  error: type[HwcapdebError] = InputError) -> None:
+    """Refuse writing ``root/rel`` if a directory on the way is a link or not a directory.
+
+    A tree nobody trusts may hold ``debian/hwcapdeb -> /somewhere``: writing
+    through it would land outside the tree.
+    """
+    path = root
+    for part in safe_relpath(rel, what="a path", where=where, error=error).split("/")[:-1]:
+        path = path / part
+        if path.is_symlink():
+            raise error(f"{path} is a symbolic link; hwcapdeb writes below it only when it is "
+                        "a directory of the tree", hint="replace the link by a directory")
+        if path.exists() and not path.is_dir():
+            raise error(f"{path} is not a directory, but hwcapdeb writes files below it",
+                        hint="move it away")

@@ -585,8 +585,6 @@ def _in_source(rel: str) -> Callable[[Box, Callable[[Path], None]],
             else:
                 path.unlink()
         odd(path)
-        if rel.endswith("manifest.json"):
-            (src / "debian/hwcapdeb/maintainer.rules").write_text("%:\n\tdh $@\n")
         return ["convert", "-p", "x86-64-v3", str(src)], {}
     return make
 
@@ -625,6 +623,8 @@ TARGETS: dict[str, Target] = {
     "convert-symbols": Target(_in_source("debian/libvecmath1.symbols"), _convert_writes),
     "convert-manifest": Target(_in_source("debian/hwcapdeb/manifest.json"), _convert_writes),
     "revert-manifest": Target(_revert),
+    "convert-state-file": Target(_in_source("debian/hwcapdeb/README"), _convert_writes),
+    "convert-state-dir": Target(_in_source("debian/hwcapdeb"), _convert_writes),
     "build-dsc": Target(_plain(["build", "-p", "x86-64-v3", "--out", "{}.out", "{}"], "in/x.dsc"),
                         lambda box: lambda rel: rel.startswith("in/x.dsc.out")),
     "sbuild-config-check": Target(_plain(["sbuild-config", "--check", "{}"], "in/sbuildrc")),
@@ -669,3 +669,17 @@ def test_sweep_package_options_file(box: Box, kind: str) -> None:
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("linked", ["debian/hwcapdeb", "debian/source"])
+def test_convert_never_writes_through_a_linked_directory(box: Box, src: Path,
+                                                         linked: str) -> None:
+    outside = box.sentinel.parent
+    if (src / linked).exists():
+        shutil.copytree(src / linked, outside, dirs_exist_ok=True)
+        shutil.rmtree(src / linked)
+    (src / linked).symlink_to(outside)
+    result = check(box, ["convert", "-p", "x86-64-v3", "--version-suffix", "+hw1", str(src)],
+                   codes=(0, 2), writes=_in(src))
+    if linked == "debian/hwcapdeb":
+        assert result.code == 2 and "symbolic link" in result.err
