@@ -19,6 +19,7 @@ import glob
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -170,6 +171,14 @@ def check_source(source: Path) -> None:
         read_dsc(source)
 
 
+def _copy_regular(src: str, dst: str) -> object:
+    """shutil.copy2 for regular files; a FIFO or device in a source tree would hang it."""
+    if not stat.S_ISREG(os.stat(src).st_mode):
+        raise InputError(f"{src} is not a regular file (a FIFO, socket or device)",
+                         hint="a source tree holds files, directories and links only")
+    return shutil.copy2(src, dst)
+
+
 def scratch_tree(source: Path, work: Path) -> Path:
     """Copy or unpack ``source`` into ``work``; the returned tree is ours to change.
 
@@ -179,7 +188,12 @@ def scratch_tree(source: Path, work: Path) -> Path:
         name, version = source_identity(source)
         upstream = version.rsplit("-", 1)[0]
         tree = work / f"{name}-{upstream}"
-        shutil.copytree(source, tree, symlinks=True, ignore=shutil.ignore_patterns(*_VCS))
+        try:
+            shutil.copytree(source, tree, symlinks=True, ignore=shutil.ignore_patterns(*_VCS),
+                            copy_function=_copy_regular)
+        except shutil.Error as err:  # unreadable files: copytree lists them all
+            first = err.args[0][0] if err.args and err.args[0] else ("?", "?", str(err))
+            raise InputError(f"cannot copy {source}: {first[0]}: {first[-1]}") from None
         # Upstream tarballs beside the tree go beside the copy too: dpkg-source -b
         # (the sbuild builder) needs them for a non-native format.
         for orig in source.parent.glob(f"{glob.escape(name)}_{glob.escape(upstream)}.orig*"):

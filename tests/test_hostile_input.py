@@ -16,6 +16,7 @@ by SIGALRM and fails the case.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -546,6 +547,7 @@ ODD: dict[str, Callable[[Path], None]] = {
     "dev-zero": lambda p: p.symlink_to("/dev/zero"),
     "link-loop": lambda p: p.symlink_to(p.name),
     "dangling-link": lambda p: p.symlink_to("nowhere-at-all"),
+    "link-up": lambda p: p.symlink_to(".."),
 }
 
 
@@ -589,6 +591,34 @@ def _in_source(rel: str) -> Callable[[Box, Callable[[Path], None]],
     return make
 
 
+LIBDIR = "tree/usr/lib/x86_64-linux-gnu"
+
+
+@functools.cache
+def _library() -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        return compile_library(Path(tmp) / "libhw.so.1.0", soname="libhw.so.1").read_bytes()
+
+
+def _in_tree(rel: str) -> Callable[[Box, Callable[[Path], None]],
+                                   tuple[list[str], dict[str, str]]]:
+    """A package tree with a baseline and a v3 variant; ``rel`` (below the libdir) made odd."""
+    def make(box: Box, odd: Callable[[Path], None]) -> tuple[list[str], dict[str, str]]:
+        libdir = box.root / LIBDIR
+        for level in ("", "glibc-hwcaps/x86-64-v3/"):
+            (libdir / level).mkdir(parents=True, exist_ok=True)
+            (libdir / level / "libhw.so.1.0").write_bytes(_library())
+            (libdir / level / "libhw.so.1").symlink_to("libhw.so.1.0")
+        path = libdir / rel
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+        odd(path)
+        return ["verify", "--no-probe", "--matrix", str(box.root / "tree")], {}
+    return make
+
+
 def _revert(box: Box, odd: Callable[[Path], None]) -> tuple[list[str], dict[str, str]]:
     argv, env = _in_source("debian/hwcapdeb/manifest.json")(box, odd)
     return ["revert", argv[-1]], env
@@ -611,6 +641,11 @@ TARGETS: dict[str, Target] = {
     "verify-output-dir": Target(_plain(["verify", "--no-probe", "{dir}"], "in/y_1_amd64.deb")),
     "verify-staging-control": Target(_plain(["verify", "--no-probe", "{up2}"],
                                             "in/stage/DEBIAN/control")),
+    "verify-tree-variant": Target(_in_tree("glibc-hwcaps/x86-64-v3/libhw.so.1.0")),
+    "verify-tree-variant-link": Target(_in_tree("glibc-hwcaps/x86-64-v3/libhw.so.1")),
+    "verify-tree-baseline": Target(_in_tree("libhw.so.1.0")),
+    "verify-tree-level-dir": Target(_in_tree("glibc-hwcaps/x86-64-v3")),
+    "verify-tree-hwcaps-dir": Target(_in_tree("glibc-hwcaps")),
     "bench-deb": Target(_plain(["bench", "{}", "true"], "in/x_1_amd64.deb")),
     "which-cpu": Target(_plain(["which", "--no-real", "--cpu", "{}", "libc.so.6"], "in/cpu")),
     "cpus-cpu": Target(_plain(["cpus", "--cpu", "{}"], "in/cpu")),
@@ -683,3 +718,11 @@ def test_convert_never_writes_through_a_linked_directory(box: Box, src: Path,
                    codes=(0, 2), writes=_in(src))
     if linked == "debian/hwcapdeb":
         assert result.code == 2 and "symbolic link" in result.err
+
+
+def test_build_of_a_tree_holding_a_fifo(box: Box, src: Path) -> None:
+    """The scratch copy of the tree would block on the FIFO: refused instead."""
+    os.mkfifo(src / "src" / "pipe")
+    result = check(box, ["build", "-p", "x86-64-v3", "--out", str(box.root / "out"), str(src)],
+                   codes=(2,), writes=lambda rel: rel.startswith("out"))
+    assert "FIFO" in result.err
