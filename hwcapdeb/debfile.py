@@ -62,12 +62,12 @@ def unpack_deb(path: Path, dest: Path) -> PackageTree:
     try:
         with os.fdopen(fd, "rb") as fh:
             ar = ArFile(fileobj=fh)
-            control = read_control(ar, path)
+            dest.mkdir(parents=True, exist_ok=True)
+            control = read_control(ar, path, dest)
             name = control.get("Package")
             if not name:
                 raise InputError(f"{path}: control file has no Package field")
             check_package_name(name, where=f"{path}: control file")
-            dest.mkdir(parents=True, exist_ok=True)
             tree = Path(tempfile.mkdtemp(prefix=f"{name}_", dir=dest.resolve()))
             with data_tar(ar, path, tree.parent) as tar:
                 extract(tar, tree, path)

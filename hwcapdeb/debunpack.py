@@ -82,10 +82,9 @@ def data_tar(ar: ArFile, origin: Path, scratch: Path) -> contextlib.AbstractCont
     return _tar_stream(ar, "data.tar", origin, scratch)
 
 
-def read_control(ar: ArFile, origin: Path) -> deb822.Deb822:
+def read_control(ar: ArFile, origin: Path, scratch: Path) -> deb822.Deb822:
     """The control file of a .deb (its size bounded, its text decoded leniently)."""
-    _, member = _part(ar, "control.tar", origin)
-    with tarfile.open(fileobj=member, mode="r|*") as tar:  # type: ignore[call-overload]
+    with _tar_stream(ar, "control.tar", origin, scratch) as tar:
         for entry in tar:
             if posixpath.normpath(entry.name.lstrip("/")) != "control":
                 continue

@@ -726,3 +726,42 @@ def test_build_of_a_tree_holding_a_fifo(box: Box, src: Path) -> None:
     result = check(box, ["build", "-p", "x86-64-v3", "--out", str(box.root / "out"), str(src)],
                    codes=(2,), writes=lambda rel: rel.startswith("out"))
     assert "FIFO" in result.err
+
+
+@pytest.mark.parametrize("compression", ["xz", "gzip", "zstd", "none"])
+def test_dpkg_deb_packages_unpack_whole(box: Box, compression: str) -> None:
+    """What dpkg-deb builds unpacks exactly: every compression, links kept inside."""
+    staging = box.root / "staging"
+    libdir = staging / "usr/lib/x86_64-linux-gnu"
+    (libdir / "glibc-hwcaps/x86-64-v3").mkdir(parents=True)
+    (libdir / "libhw.so.1.0").write_bytes(b"\x7fELF baseline")
+    (libdir / "glibc-hwcaps/x86-64-v3/libhw.so.1.0").write_bytes(b"\x7fELF v3")
+    (libdir / "libhw.so.1").symlink_to("libhw.so.1.0")
+    (libdir / "glibc-hwcaps/x86-64-v3/libhw.so.1").symlink_to("libhw.so.1.0")
+    (staging / "usr/share/doc").mkdir(parents=True)
+    (staging / "usr/share/doc/libhw1-dev").symlink_to("/usr/share/doc/libhw1")
+    (staging / "DEBIAN").mkdir()
+    (staging / "DEBIAN/control").write_text(CONTROL)
+    deb = box.root / "libhw1.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", f"-Z{compression}", "--build",
+                    str(staging), str(deb)], check=True, capture_output=True)
+    tree = unpack_deb(deb, box.tmp)
+    got = sorted(p.relative_to(tree.root).as_posix() for p in tree.root.rglob("*"))
+    want = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*")
+                  if "DEBIAN" not in p.parts)
+    assert got == want
+    assert (tree.root / "usr/lib/x86_64-linux-gnu/glibc-hwcaps/x86-64-v3/libhw.so.1"
+            ).read_bytes() == b"\x7fELF v3"
+    doc = tree.root / "usr/share/doc/libhw1-dev"
+    assert os.readlink(doc) == "libhw1" and doc.resolve().parent == (tree.root / "usr/share/doc")
+
+
+def test_non_utf8_member_names_are_reported(box: Box) -> None:
+    level = "./usr/lib/x86_64-linux-gnu/glibc-hwcaps/x86-64-v3/"
+    deb = make_deb(box.root / "odd.deb", [
+        reg("./usr/lib/x86_64-linux-gnu/libhw.so.1", b"not an ELF"),
+        reg(level + "lib\udcff.so.1", b"not an ELF either"),
+        reg(level + "lib\udcfe" * 60 + ".so", b"long"),
+    ])
+    check(box, ["verify", "--no-probe", "--matrix", str(deb)], codes=(0, 1))
+    check(box, ["verify", "--no-probe", "--json", str(deb)], codes=(0, 1))
