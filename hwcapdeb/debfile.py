@@ -115,6 +115,17 @@ def changes_packages(path: Path) -> list[Path]:
     return result
 
 
+def _check_readable(root: Path) -> None:
+    """Every directory of a tree can be listed (without root's override, some cannot)."""
+
+    def refuse(err: OSError) -> None:
+        raise InputError(f"cannot read directory {err.filename}: {err.strerror or err}",
+                         hint="verify a tree you can read (or as its owner)")
+
+    for _ in os.walk(root, onerror=refuse):
+        pass
+
+
 def directory_tree(path: Path) -> PackageTree:
     """A staging tree or unpacked root given as a directory."""
     control_file = path / "DEBIAN" / "control"
@@ -125,6 +136,7 @@ def directory_tree(path: Path) -> PackageTree:
         if "Package" in control:
             name = check_package_name(control["Package"], where=str(control_file))
         version, arch = control.get("Version"), control.get("Architecture")
+    _check_readable(path)
     # resolved: the checks compare it with resolved link targets
     return PackageTree(name=name, root=path.resolve(), origin=path, version=version,
                        architecture=arch)

@@ -37,7 +37,7 @@ from debian.arfile import ArFile, ArMember
 from hwcapdeb.errors import InputError
 from hwcapdeb.validate import MAX_MEMBERS, MAX_TEXT_BYTES, MAX_UNPACKED_BYTES
 
-_TAR_SUFFIXES = (".gz", ".xz", ".bz2", ".zst", "")
+_TAR_SUFFIXES = (".gz", ".xz", ".bz2", ".lzma", ".zst", "")
 
 
 def _part(ar: ArFile, base: str, origin: Path) -> tuple[str, ArMember]:

@@ -505,11 +505,27 @@ def test_unreadable_inputs_without_root_privileges(box: Box) -> None:
         for name in ("x.deb", "cpuinfo", "p.json"):
             (world / name).write_bytes(b"x")
             (world / name).chmod(0o000)
+        trees = []
+        for hidden in ("glibc-hwcaps", "glibc-hwcaps/x86-64-v3",
+                       "glibc-hwcaps/x86-64-v3/libhw.so.1.0", "libhw.so.1.0"):
+            libdir = world / f"tree{len(trees)}/usr/lib/x86_64-linux-gnu"
+            for level in ("", "glibc-hwcaps/x86-64-v3/"):
+                (libdir / level).mkdir(parents=True, exist_ok=True)
+                (libdir / level / "libhw.so.1.0").write_bytes(_library())
+                (libdir / level / "libhw.so.1").symlink_to("libhw.so.1.0")
+            for path in [world, *libdir.relative_to(world).parents]:
+                (world / path).chmod(0o755)
+            for path in (libdir / "glibc-hwcaps").rglob("*"):
+                if not path.is_symlink():
+                    path.chmod(0o755 if path.is_dir() else 0o644)
+            (libdir / hidden).chmod(0o000)
+            trees.append(libdir.parents[2])
         cases = [["verify", "--no-probe", str(world / "x.deb")],
                  ["verify", "--no-probe", str(secret)],
                  ["cpus", "--cpu", str(world / "cpuinfo")],
                  ["which", "--no-real", "--cpu", str(world / "cpuinfo"), "libc.so.6"],
-                 ["convert", "-p", str(world / "p.json"), str(world)]]
+                 ["convert", "-p", str(world / "p.json"), str(world)],
+                 *(["verify", "--no-probe", "--matrix", str(tree)] for tree in trees)]
         env = {"PATH": os.environ["PATH"], "TMPDIR": str(scratch), "HOME": str(scratch),
                "LC_ALL": "C.UTF-8"}
         for argv in cases:
