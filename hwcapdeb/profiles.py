@@ -292,6 +292,13 @@ class ProfileRegistry:
         if other is not None and other.origin != profile.origin:
             warnings.warn(f"profile '{profile.name}' from {profile.origin} overrides the one "
                           f"from {other.origin}", HwcapdebWarning, stacklevel=2)
+        for alias in profile.aliases:
+            owner = next((p for p in self._profiles.values() if p.name != profile.name
+                          and alias in (p.name, *p.aliases)), None)
+            if owner is not None:
+                warnings.warn(f"profile '{profile.name}' from {profile.origin}: its alias "
+                              f"'{alias}' already names profile '{owner.name}', which keeps it",
+                              HwcapdebWarning, stacklevel=2)
         self._profiles[profile.name] = profile
 
     def all(self, arch: str | None = None) -> list[Profile]:

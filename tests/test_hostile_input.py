@@ -388,6 +388,10 @@ def test_user_profile_overriding_a_builtin_warns(box: Box) -> None:
     assert len(warnings) == 1, result.err
     assert "x86-64-v3" in warnings[0] and "overrides" in warnings[0]
     assert '"mine"' in result.out
+    data.update(name="mine", aliases=["v3"])
+    (profiles / "mine.json").write_text(json.dumps(data))
+    result = check(box, ["profiles"], {"HWCAPDEB_PROFILE_PATH": str(profiles)}, codes=(0,))
+    assert "alias 'v3' already names profile 'x86-64-v3'" in result.err
 
 
 @pytest.fixture
