@@ -785,3 +785,16 @@ def test_non_utf8_member_names_are_reported(box: Box) -> None:
     ])
     check(box, ["verify", "--no-probe", "--matrix", str(deb)], codes=(0, 1))
     check(box, ["verify", "--no-probe", "--json", str(deb)], codes=(0, 1))
+
+
+@pytest.mark.parametrize("flag", ["$(shell touch pwned)", "-O2 -DX", "-D'x'", "`id`", "-fx;id"])
+def test_profile_flags_cannot_carry_shell_or_make(box: Box, flag: str) -> None:
+    """Flags reach sh and make (DEB_CFLAGS_APPEND): one option each, nothing to expand."""
+    profiles = box.root / "profiles"
+    profiles.mkdir()
+    data = json.loads((EXAMPLE.parent.parent / "profiles/profiles/x86-64-v3.json").read_text())
+    data.update(name="mine", aliases=[])
+    data["flags"]["gcc"]["cflags"].append(flag)
+    (profiles / "mine.json").write_text(json.dumps(data))
+    result = check(box, ["profiles"], {"HWCAPDEB_PROFILE_PATH": str(profiles)}, codes=(2,))
+    assert "mine.json" in result.err and "does not match" in result.err
