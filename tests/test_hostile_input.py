@@ -403,7 +403,7 @@ def src(box: Box) -> Path:
 
 def _in(tree: Path) -> Callable[[str], bool]:
     prefix = tree.name + "/"
-    return lambda rel: rel.startswith(prefix)
+    return lambda rel: rel == tree.name or rel.startswith(prefix)
 
 
 def test_non_utf8_source_format(box: Box, src: Path) -> None:
@@ -639,6 +639,15 @@ def _in_tree(rel: str) -> Callable[[Box, Callable[[Path], None]],
     return make
 
 
+def _build_in_source(rel: str) -> Callable[[Box, Callable[[Path], None]],
+                                           tuple[list[str], dict[str, str]]]:
+    """``build`` of a tree whose ``rel`` is odd: refused before any build starts."""
+    def make(box: Box, odd: Callable[[Path], None]) -> tuple[list[str], dict[str, str]]:
+        argv, env = _in_source(rel)(box, odd)
+        return ["build", "-p", "x86-64-v3", "--out", str(box.root / "vecmath/out"), argv[-1]], env
+    return make
+
+
 def _revert(box: Box, odd: Callable[[Path], None]) -> tuple[list[str], dict[str, str]]:
     argv, env = _in_source("debian/hwcapdeb/manifest.json")(box, odd)
     return ["revert", argv[-1]], env
@@ -682,6 +691,8 @@ TARGETS: dict[str, Target] = {
     "convert-state-dir": Target(_in_source("debian/hwcapdeb"), _convert_writes),
     "build-dsc": Target(_plain(["build", "-p", "x86-64-v3", "--out", "{}.out", "{}"], "in/x.dsc"),
                         lambda box: lambda rel: rel.startswith("in/x.dsc.out")),
+    "build-changelog": Target(_build_in_source("debian/changelog"), _convert_writes),
+    "build-control": Target(_build_in_source("debian/control"), _convert_writes),
     "sbuild-config-check": Target(_plain(["sbuild-config", "--check", "{}"], "in/sbuildrc")),
     "sbuild-hook-dsc": Target(_plain([*SBUILD_HOOK, "--dsc", "{}", "false", "--"], "in/x.dsc")),
 }
