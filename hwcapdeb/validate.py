@@ -266,7 +266,9 @@ def check_manifest(doc: Any, *, where: str, state_dir: str,
         safe_relpath(rel, what="a file it lists", where=where, under="debian", error=error)
         if not isinstance(entry, dict):
             raise bad(f"the entry of {rel!r:.60} is not an object")
-        original = entry.get("original")
+        if "original" not in entry:
+            raise bad(f"the entry of {rel!r:.60} has no 'original'")
+        original = entry["original"]
         if original is not None:
             safe_relpath(original, what=f"the stored original of {rel}", where=where,
                          under=state_dir, error=error)

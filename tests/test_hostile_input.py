@@ -809,3 +809,81 @@ def test_profile_flags_cannot_carry_shell_or_make(box: Box, flag: str) -> None:
     (profiles / "mine.json").write_text(json.dumps(data))
     result = check(box, ["profiles"], {"HWCAPDEB_PROFILE_PATH": str(profiles)}, codes=(2,))
     assert "mine.json" in result.err and "does not match" in result.err
+
+
+# -- mutated real inputs: manifests and CPU dumps ----------------------------------------
+
+_VALUES: list[object] = [None, 1, -1, 1.5, True, "", "x", "../../x", "/etc/passwd", [], {}, ["a"],
+                         {"a": 1}, "0" * 64, "777", "debian/hwcapdeb/x", "debian/rules"]
+
+
+def _json_paths(doc: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    found: list[tuple[object, ...]] = []
+    items = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) \
+        else []
+    for key, value in items:
+        found += [(*prefix, key), *_json_paths(value, (*prefix, key))]
+    return found
+
+
+def test_mutated_manifests(box: Box, src: Path) -> None:
+    """A converted tree's manifest with values swapped for other types, keys dropped and
+    paths pointed outside: convert and revert answer HwcapdebError or work, nothing else."""
+    import copy
+
+    from hwcapdeb import convert as conv
+    from hwcapdeb.profiles import ProfileRegistry
+
+    check(box, ["convert", "-p", "x86-64-v3", "--version-suffix", "+hw1", str(src)], codes=(0,),
+          writes=_in(src))
+    manifest = src / "debian/hwcapdeb/manifest.json"
+    original = json.loads(manifest.read_text())
+    options = conv.ConvertOptions(profiles=tuple(ProfileRegistry().resolve_many(["x86-64-v3"])),
+                                  version_suffix="+hw1")
+    rng = random.Random(3)
+    paths = _json_paths(original)
+    for _ in range(300):
+        doc = copy.deepcopy(original)
+        for _ in range(rng.randrange(1, 4)):
+            path, node = rng.choice(paths), doc
+            with contextlib.suppress(KeyError, IndexError, TypeError):
+                for key in path[:-1]:
+                    node = node[key]  # type: ignore[index]
+                if rng.random() < 0.2 and isinstance(node, dict):
+                    node.pop(path[-1], None)
+                else:
+                    node[path[-1]] = rng.choice(_VALUES)  # type: ignore[index]
+        manifest.write_text(json.dumps(doc))
+        for plan in (lambda: conv.plan_conversion(src, options), lambda: conv.plan_revert(src)):
+            with contextlib.suppress(HwcapdebError):
+                plan().diff()
+
+
+def test_mutated_cpu_dumps(box: Box) -> None:
+    """Saved cpuinfo and ld.so diagnostics, cut, bit-flipped, shuffled and with odd values."""
+    from hwcapdeb.cpu import load_dump
+
+    rng = random.Random(1)
+    dumps = sorted((Path(__file__).parent / "data").glob("*.txt"))
+    path = box.root / "dump"
+    for _ in range(400):
+        data = bytearray(rng.choice(dumps).read_bytes())
+        lines = bytes(data).split(b"\n")
+        how = rng.randrange(4)
+        if how == 0:
+            data = data[: rng.randrange(len(data) + 1)]
+        elif how == 1:
+            for _ in range(rng.randrange(1, 20)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+        elif how == 2:
+            rng.shuffle(lines)
+            data = bytearray(b"\n".join(lines))
+        else:
+            odd = [b"", b"0x", b"-1", b"9" * 30, b"0xzz", b" \xff\xfe", b" avx2 " * 500]
+            data = bytearray(b"\n".join(
+                line.split(b"=")[0] + b"=" + rng.choice(odd) if rng.random() < 0.3 else line
+                for line in lines))
+        path.write_bytes(bytes(data))
+        for arch in ("amd64", "ppc64el", "s390x"):
+            with contextlib.suppress(HwcapdebError):
+                load_dump(path, arch)
