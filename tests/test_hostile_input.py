@@ -37,7 +37,7 @@ import pytest
 
 from hwcapdeb.cli import main
 from hwcapdeb.debfile import unpack_deb
-from hwcapdeb.errors import HwcapdebError
+from hwcapdeb.errors import HwcapdebError, InputError
 from tests.elfbuild import compile_library
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "vecmath"
@@ -887,3 +887,45 @@ def test_mutated_cpu_dumps(box: Box) -> None:
         for arch in ("amd64", "ppc64el", "s390x"):
             with contextlib.suppress(HwcapdebError):
                 load_dump(path, arch)
+
+
+def test_random_member_sequences_stay_inside(box: Box) -> None:
+    """Random .debs of directories, files, symbolic and hard links with hostile names and
+    targets: unpacking refuses or succeeds, writes nothing outside, and every link of the
+    result resolves inside the tree."""
+    rng = random.Random(7)
+    out = str(box.sentinel.parent)
+    benign = ["a", "a/b", "a/b/c", "l", "a/l", "./a/./b", "h", "a/h", "a/b/l"]
+    names = [*benign * 3, "l/x", "a/l/x", "../x", "/abs", "a/../../x", "l/../x", "l/sentinel"]
+    targets = ["a", "a/b", "..", "../..", "../../..", "/", out, out + "/sentinel", "/etc",
+               "l", "a/l", ".", "b", "../" * 12 + "etc", "l/.."]
+    before = snapshot(box.root, box.tmp)
+    for i in range(500):
+        members: list[tuple[tarfile.TarInfo, bytes | None]] = []
+        for _ in range(rng.randrange(1, 9)):
+            name = rng.choice(names)
+            kind = rng.randrange(4)
+            if kind == 0:
+                members.append(folder(name))
+            elif kind == 1:
+                members.append(reg(name, b"PWNED\n"))
+            elif kind == 2:
+                members.append(link(name, rng.choice(targets)))
+            else:
+                members.append(link(name, rng.choice(names + targets), tarfile.LNKTYPE))
+        deb = make_deb(box.root / "r.deb", members)
+        try:
+            tree = unpack_deb(deb, box.tmp)
+        except InputError as err:
+            assert "\n" not in str(err)
+            continue
+        finally:
+            deb.unlink()
+        root = tree.root.resolve()
+        for path in tree.root.rglob("*"):
+            if path.is_symlink():
+                with contextlib.suppress(RuntimeError, OSError):  # a loop: harmless
+                    assert path.resolve().is_relative_to(root), (i, path, os.readlink(path))
+        shutil.rmtree(tree.root)
+    assert snapshot(box.root, box.tmp) == before
+    assert box.sentinel.read_text() == "original\n"
