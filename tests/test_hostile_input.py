@@ -929,3 +929,18 @@ def test_random_member_sequences_stay_inside(box: Box) -> None:
         shutil.rmtree(tree.root)
     assert snapshot(box.root, box.tmp) == before
     assert box.sentinel.read_text() == "original\n"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "directory", "garbage", "link-loop"])
+def test_odd_debug_file(box: Box, kind: str) -> None:
+    """--debug-root whose build-id file for the variant is odd: evidence lost, no hang."""
+    from hwcapdeb.elf import read_elf
+
+    argv, _ = _in_tree("nothing-odd-here")(box, lambda p: p.write_bytes(b""))
+    variant = box.root / LIBDIR / "glibc-hwcaps/x86-64-v3/libhw.so.1.0"
+    build_id = read_elf(variant).build_id
+    assert build_id
+    debug = box.root / "debug/usr/lib/debug/.build-id" / build_id[:2] / f"{build_id[2:]}.debug"
+    debug.parent.mkdir(parents=True)
+    ODD[kind](debug)
+    check(box, [*argv[:-1], "--debug-root", str(box.root / "debug"), argv[-1]])
