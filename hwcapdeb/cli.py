@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
@@ -104,7 +105,13 @@ def _main(argv: Sequence[str] | None) -> int:
     return 0
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # unwinds like Ctrl-C: every scratch directory is a context manager and goes away
+    raise SystemExit(128 + signum)
+
+
 def run() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     sys.exit(main())
 
 

@@ -322,7 +322,9 @@ def _slow_deb(path: Path, files: int = 6000) -> Path:
     return make_deb(path, members, control=CONTROL.replace("libhw1", "libslow1"))
 
 
-def test_ctrl_c_removes_the_scratch_directory(box: Box) -> None:
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["ctrl-c", "sigterm"])
+def test_interrupt_removes_the_scratch_directory(box: Box, sig: int, code: int) -> None:
     deb = _slow_deb(box.root / "slow.deb")
     proc = subprocess.Popen([str(HWCAPDEB), "verify", "--no-probe", str(deb)],
                             env={**os.environ, **box.env()}, stdout=subprocess.PIPE,
@@ -335,12 +337,13 @@ def test_ctrl_c_removes_the_scratch_directory(box: Box) -> None:
         time.sleep(0.005)
     else:
         proc.kill()
-        pytest.skip("the unpack finished before SIGINT could be sent (machine too fast)")
-    proc.send_signal(signal.SIGINT)
+        pytest.skip("the unpack finished before the signal could be sent (machine too fast)")
+    proc.send_signal(sig)
     _out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err and "interrupted" in err
-    assert not list(box.tmp.iterdir()), "scratch left behind after Ctrl-C"
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    assert sig != signal.SIGINT or "interrupted" in err
+    assert not list(box.tmp.iterdir()), "scratch left behind after the signal"
 
 
 def test_error_mid_unpack_removes_the_scratch_directory(box: Box) -> None:
