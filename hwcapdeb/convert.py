@@ -128,14 +128,14 @@ def check_targets(root: Path, rels: Iterable[str]) -> None:
     """Before writing anything: no path conversion owns may lead out through a link."""
     for rel in rels:
         check_parents(root, rel, where=str(root), error=SourcePackageError)
+        if (root / rel).is_dir() and not (root / rel).is_symlink():
+            raise SourcePackageError(f"{root / rel} is a directory where hwcapdeb writes a file",
+                                     hint="move it away")
 
 
 def _write(path: Path, state: FileState) -> None:
     """Make ``path`` be ``state``; never writes through a link that is there."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_dir() and not path.is_symlink():
-        raise SourcePackageError(f"{path} is a directory where hwcapdeb writes a file",
-                                 hint="move it away")
     if path.is_symlink() or path.exists():
         path.unlink()  # a new file: never written through a link, a FIFO or a hard link
     if state.link is not None:
@@ -212,7 +212,7 @@ def original_reader(root: Path, manifest: dict[str, Any] | None) -> Reader:
             if "original_link" not in entry:  # a stored copy: it must lie in the tree
                 stored = confined(root, entry["original"], what="stored original",
                                   where=MANIFEST, error=SourcePackageError)
-            return read_bytes(stored, what=entry["original"], error=SourcePackageError) \
+            return read_bytes(stored, what="stored original", error=SourcePackageError) \
                 if stored.exists() else None
         return directory_reader(root)(rel)
 

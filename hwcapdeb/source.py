@@ -43,7 +43,7 @@ def directory_reader(root: Path) -> Reader:
         if not path.exists():  # absent, or a link to nothing (convert says which)
             return None
         # a FIFO or device would block or never end; a directory is not the file either
-        return read_bytes(path, what=rel, error=SourcePackageError)
+        return read_bytes(path, error=SourcePackageError)
 
     return read
 
