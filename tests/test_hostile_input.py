@@ -772,6 +772,7 @@ def test_dpkg_deb_packages_unpack_whole(box: Box, compression: str) -> None:
     (libdir / "glibc-hwcaps/x86-64-v3/libhw.so.1.0").write_bytes(b"\x7fELF v3")
     (libdir / "libhw.so.1").symlink_to("libhw.so.1.0")
     (libdir / "glibc-hwcaps/x86-64-v3/libhw.so.1").symlink_to("libhw.so.1.0")
+    os.link(libdir / "libhw.so.1.0", libdir / "libhw-hardlink.so.1.0")  # a hard link member
     (staging / "usr/share/doc").mkdir(parents=True)
     (staging / "usr/share/doc/libhw1-dev").symlink_to("/usr/share/doc/libhw1")
     (staging / "DEBIAN").mkdir()
@@ -786,6 +787,8 @@ def test_dpkg_deb_packages_unpack_whole(box: Box, compression: str) -> None:
     assert got == want
     assert (tree.root / "usr/lib/x86_64-linux-gnu/glibc-hwcaps/x86-64-v3/libhw.so.1"
             ).read_bytes() == b"\x7fELF v3"
+    hard = tree.root / "usr/lib/x86_64-linux-gnu/libhw-hardlink.so.1.0"
+    assert hard.read_bytes() == b"\x7fELF baseline"
     doc = tree.root / "usr/share/doc/libhw1-dev"
     assert os.readlink(doc) == "libhw1" and doc.resolve().parent == (tree.root / "usr/share/doc")
 
