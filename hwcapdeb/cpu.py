@@ -522,6 +522,14 @@ def host_arch() -> str | None:
     return {"x86_64": "amd64", "ppc64le": "ppc64el", "s390x": "s390x"}.get(machine)
 
 
+def _is_cpu_name(spec: str, arch: str) -> bool:
+    if arch in hwcap_tables():
+        table = hwcap_tables()[arch]
+        return spec in table.named or spec in table.aliases
+    target = archspec.cpu.TARGETS.get(spec.lower().replace("-", "_"))
+    return target is not None and target.family.name == "x86_64"
+
+
 def cpu_model(spec: str, arch: str = "amd64") -> CpuModel:
     """``host``, a CPU name (archspec's for amd64, levels' elsewhere) or a saved dump's path."""
     _require_models(arch)
@@ -531,8 +539,9 @@ def cpu_model(spec: str, arch: str = "amd64") -> CpuModel:
                              hint="name a CPU or pass a saved dump")
         return host_model(arch)
     path = Path(spec)
-    if os.sep in spec or path.exists():
-        if not path.exists():
+    # a CPU name wins over a file of the same name in the current directory ("./haswell")
+    if os.sep in spec or (path.exists() and not _is_cpu_name(spec, arch)):
+        if not path.exists() and not path.is_symlink():
             raise InputError(f"CPU dump {spec} does not exist")
         return load_dump(path, arch)
     if arch in hwcap_tables():

@@ -950,3 +950,13 @@ def test_odd_debug_file(box: Box, kind: str) -> None:
     debug.parent.mkdir(parents=True)
     ODD[kind](debug)
     check(box, [*argv[:-1], "--debug-root", str(box.root / "debug"), argv[-1]])
+
+
+def test_cpu_name_beats_a_file_of_that_name(box: Box) -> None:
+    """--cpu haswell is the CPU even when the current directory has an entry 'haswell';
+    ./haswell is the file."""
+    os.mkfifo(box.root / "haswell")
+    result = check(box, ["cpus", "--json", "--cpu", "haswell"], codes=(0,))
+    assert '"haswell"' in result.out
+    result = check(box, ["cpus", "--cpu", "./haswell"], codes=(2,))
+    assert "FIFO" in result.err
