@@ -19,6 +19,7 @@ import glob
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +34,7 @@ from hwcapdeb.convert import ConvertOptions, convert
 from hwcapdeb.errors import InputError, UsageError
 from hwcapdeb.profiles import Profile
 from hwcapdeb.tools import run
+from hwcapdeb.validate import check_package_name, check_version, read_bytes
 
 VARIANT_TESTS = ("auto", "all", "none")
 
@@ -126,18 +128,22 @@ def _tail_of(path: Path, count: int = 25) -> list[str]:
 
 def read_dsc(path: Path) -> tuple[str, str]:
     """(source, version) of a .dsc whose files are all beside it; InputError otherwise."""
+    not_dsc = InputError(
+        f"{path} is not a Debian source control file (no Source, Version or Files field)",
+        hint="pass a .dsc as written by dpkg-source or apt-get source",
+    )
     try:
-        with path.open(encoding="utf-8", errors="replace") as fh:
-            dsc = Dsc(fh)
-    except OSError as err:
-        raise InputError(f"cannot read {path}: {err.strerror}") from None
-    source, version = dsc.get("Source"), dsc.get("Version")
-    if not source or not version or "Files" not in dsc:
-        raise InputError(
-            f"{path} is not a Debian source control file (no Source, Version or Files field)",
-            hint="pass a .dsc as written by dpkg-source or apt-get source",
-        )
-    missing = [f["name"] for f in dsc["Files"] if not (path.parent / f["name"]).is_file()]
+        dsc = Dsc(read_bytes(path, what=".dsc").decode("utf-8", errors="replace"))
+        source, version = dsc.get("Source"), dsc.get("Version")
+        if not source or not version or "Files" not in dsc:
+            raise not_dsc
+        files = [f["name"] for f in dsc["Files"]]
+    except (ValueError, KeyError, TypeError):  # python-debian's parse errors
+        raise not_dsc from None
+    # both name the scratch tree: no '/' may slip into that path
+    check_package_name(source, field="Source", where=str(path))
+    check_version(version, where=str(path))
+    missing = [name for name in files if "/" in name or not (path.parent / name).is_file()]
     if missing:
         raise InputError(
             f"{path} lists files that are not beside it: {', '.join(missing)}",
@@ -165,6 +171,14 @@ def check_source(source: Path) -> None:
         read_dsc(source)
 
 
+def _copy_regular(src: str, dst: str) -> object:
+    """shutil.copy2 for regular files; a FIFO or device in a source tree would hang it."""
+    if not stat.S_ISREG(os.stat(src).st_mode):
+        raise InputError(f"{src} is not a regular file (a FIFO, socket or device)",
+                         hint="a source tree holds files, directories and links only")
+    return shutil.copy2(src, dst)
+
+
 def scratch_tree(source: Path, work: Path) -> Path:
     """Copy or unpack ``source`` into ``work``; the returned tree is ours to change.
 
@@ -174,7 +188,12 @@ def scratch_tree(source: Path, work: Path) -> Path:
         name, version = source_identity(source)
         upstream = version.rsplit("-", 1)[0]
         tree = work / f"{name}-{upstream}"
-        shutil.copytree(source, tree, symlinks=True, ignore=shutil.ignore_patterns(*_VCS))
+        try:
+            shutil.copytree(source, tree, symlinks=True, ignore=shutil.ignore_patterns(*_VCS),
+                            copy_function=_copy_regular)
+        except shutil.Error as err:  # unreadable files: copytree lists them all
+            first = err.args[0][0] if err.args and err.args[0] else ("?", "?", str(err))
+            raise InputError(f"cannot copy {source}: {first[0]}: {first[-1]}") from None
         # Upstream tarballs beside the tree go beside the copy too: dpkg-source -b
         # (the sbuild builder) needs them for a non-native format.
         for orig in source.parent.glob(f"{glob.escape(name)}_{glob.escape(upstream)}.orig*"):

@@ -11,13 +11,15 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import signal
 import sys
+import warnings
 from collections.abc import Sequence
 
 import click
 
 from hwcapdeb import __version__
-from hwcapdeb.errors import EXIT_CANNOT_RUN, HwcapdebError
+from hwcapdeb.errors import EXIT_CANNOT_RUN, HwcapdebError, HwcapdebWarning
 
 #: subcommand -> module; a module that is not there is simply not offered
 COMMANDS: dict[str, str] = {
@@ -54,8 +56,21 @@ def cli() -> None:
     """Build, verify and benchmark glibc-hwcaps variants of Debian libraries."""
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *_: object,
+                  **__: object) -> None:
+    """The library's warnings as one line on stderr, like errors."""
+    click.echo(f"hwcapdeb: warning: {message}", err=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code instead of calling sys.exit (archspec's habit)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", HwcapdebWarning)
+        warnings.showwarning = _show_warning
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         # without standalone mode click *returns* ctx.exit()'s code instead of raising Exit
         result = cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
@@ -69,7 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as err:
         click.echo(f"hwcapdeb: error: {err.format_message()}", err=True)
         return EXIT_CANNOT_RUN
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as abort:
+        if isinstance(abort.__context__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            click.echo("hwcapdeb: interrupted", err=True)
+            return 130
         click.echo("hwcapdeb: aborted", err=True)
         return EXIT_CANNOT_RUN
     except KeyboardInterrupt:
@@ -87,7 +105,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # unwinds like Ctrl-C: every scratch directory is a context manager and goes away
+    raise SystemExit(128 + signum)
+
+
 def run() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     sys.exit(main())
 
 

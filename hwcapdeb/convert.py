@@ -32,7 +32,7 @@ import posixpath
 import re
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -45,7 +45,8 @@ from debian.debian_support import Version
 from hwcapdeb import __version__
 from hwcapdeb.errors import SourcePackageError, UsageError
 from hwcapdeb.profiles import Profile, architecture
-from hwcapdeb.source import BinaryPackage, Reader, SourcePackage, read_source
+from hwcapdeb.source import BinaryPackage, Reader, SourcePackage, directory_reader, read_source
+from hwcapdeb.validate import check_manifest, check_parents, confined, read_bytes, read_json
 
 STATE_DIR = "debian/hwcapdeb"
 MANIFEST = f"{STATE_DIR}/manifest.json"
@@ -113,6 +114,7 @@ class Plan:
         return "".join(line if line.endswith("\n") else line + "\n" for line in out)
 
     def apply(self) -> None:
+        check_targets(self.root, self.files)
         for rel, (_, new) in self.changes().items():
             path = self.root / rel
             if new is None:
@@ -122,11 +124,20 @@ class Plan:
             _write(path, new)
 
 
+def check_targets(root: Path, rels: Iterable[str]) -> None:
+    """Before writing anything: no path conversion owns may lead out through a link."""
+    for rel in rels:
+        check_parents(root, rel, where=str(root), error=SourcePackageError)
+        if (root / rel).is_dir() and not (root / rel).is_symlink():
+            raise SourcePackageError(f"{root / rel} is a directory where hwcapdeb writes a file",
+                                     hint="move it away")
+
+
 def _write(path: Path, state: FileState) -> None:
     """Make ``path`` be ``state``; never writes through a link that is there."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_symlink() or (state.link is not None and path.exists()):
-        path.unlink()
+    if path.is_symlink() or path.exists():
+        path.unlink()  # a new file: never written through a link, a FIFO or a hard link
     if state.link is not None:
         path.symlink_to(state.link)
         return
@@ -176,22 +187,16 @@ def _relink(target: str, rel: str, store: str) -> str:
 def load_manifest(root: Path) -> dict[str, Any] | None:
     """The manifest of a converted tree, None for an unconverted one."""
     path = root / MANIFEST
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():  # anything else there is read (and judged)
         if (root / STATE_DIR).exists() and _state(root / MAINTAINER_RULES) is not None:
             raise SourcePackageError(
                 f"{STATE_DIR}/ exists but has no manifest.json",
                 hint="it was not made by hwcapdeb or was damaged; restore debian/ from your VCS",
             )
         return None
-    try:
-        manifest: dict[str, Any] = json.loads(path.read_text())
-        if not isinstance(manifest.get("files"), dict):
-            raise ValueError("no files")
-    except (ValueError, AttributeError):
-        raise SourcePackageError(
-            f"{MANIFEST} is damaged", hint="restore debian/ from your VCS"
-        ) from None
-    return manifest
+    # bounded, strict UTF-8, every path in it relative and below debian/
+    doc = read_json(path, what="manifest", error=SourcePackageError)
+    return check_manifest(doc, where=MANIFEST, state_dir=STATE_DIR, error=SourcePackageError)
 
 
 def original_reader(root: Path, manifest: dict[str, Any] | None) -> Reader:
@@ -204,9 +209,12 @@ def original_reader(root: Path, manifest: dict[str, Any] | None) -> Reader:
             if entry["original"] is None:
                 return None
             stored = root / entry["original"]
-            return stored.read_bytes() if stored.is_file() else None
-        path = root / rel
-        return path.read_bytes() if path.is_file() else None
+            if "original_link" not in entry:  # a stored copy: it must lie in the tree
+                stored = confined(root, entry["original"], what="stored original",
+                                  where=MANIFEST, error=SourcePackageError)
+            return read_bytes(stored, what="stored original", error=SourcePackageError) \
+                if stored.exists() else None
+        return directory_reader(root)(rel)
 
     return read
 
@@ -585,6 +593,7 @@ def revert(root: Path, *, dry_run: bool = False) -> Plan:
     plan = plan_revert(root)
     if not dry_run:
         # The originals live in STATE_DIR: write the restored files first.
+        check_targets(root, plan.files)
         changes = plan.changes()
         for rel, (_, new) in changes.items():
             if new is not None:

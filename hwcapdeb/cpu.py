@@ -41,6 +41,7 @@ import jsonschema
 
 from hwcapdeb.errors import InputError, UsageError
 from hwcapdeb.profiles import Architecture, Level, architecture
+from hwcapdeb.validate import read_bytes
 
 HOST = "host"
 
@@ -474,10 +475,8 @@ def parse_cpuinfo(text: str, name: str = "/proc/cpuinfo", arch: str = "amd64") -
 
 def load_dump(path: Path, arch: str = "amd64") -> CpuModel:
     """A model from a saved file; the kind (cpuinfo or diagnostics) is detected from its text."""
-    try:
-        text = path.read_text(errors="replace")
-    except OSError as err:
-        raise InputError(f"cannot read CPU dump {path}: {err.strerror or err}") from None
+    # a regular file of bounded size: a FIFO or /dev/zero given as --cpu is refused
+    text = read_bytes(path, what="CPU dump").decode("utf-8", errors="replace")
     if "x86.cpu_features." in text or "dl_hwcaps_subdirs" in text:
         return parse_diagnostics(text, str(path), arch)
     if re.search(r"^(processor|flags|features|cpu)\s*:", text, re.M):
@@ -550,7 +549,7 @@ def cpu_model(spec: str, arch: str = "amd64") -> CpuModel:
     # means the CPU even beside a directory called haswell; ``./haswell`` is the file).
     path = Path(spec)
     if os.sep in spec:
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             raise InputError(f"CPU dump {spec} does not exist")
         return load_dump(path, arch)
     try:

@@ -11,15 +11,18 @@ files, as a build's output directory (its .changes files, else its packages).
 
 from __future__ import annotations
 
-import tarfile
+import os
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from debian import deb822
-from debian.debfile import DebFile
+from debian.arfile import ArFile
 
-from hwcapdeb.errors import InputError
+from hwcapdeb.debunpack import data_tar, extract, read_control
+from hwcapdeb.errors import HwcapdebError, InputError
+from hwcapdeb.validate import check_package_name, open_regular, read_bytes
 
 
 def _one_line(err: BaseException, limit: int = 200) -> str:
@@ -48,42 +51,35 @@ class PackageTree:
         return self.name.endswith("-dbgsym") or self.origin.suffix == ".ddeb"
 
 
-def _safe_extract(tar: tarfile.TarFile, dest: Path, origin: Path) -> None:
-    for member in tar:
-        try:
-            # the "tar" filter strips leading slashes and refuses paths leaving dest
-            tar.extract(member, dest, filter="tar")
-        except tarfile.FilterError:
-            continue  # an absolute or escaping member: not part of a sane package
-        except (OSError, tarfile.TarError, EOFError) as err:
-            raise InputError(f"{origin}: cannot unpack {member.name}: {_one_line(err)}") from None
-
-
 def unpack_deb(path: Path, dest: Path) -> PackageTree:
-    """Unpack ``path`` below ``dest``; InputError for anything that is not a sane .deb."""
+    """Unpack ``path`` below ``dest``; InputError for anything that is not a sane .deb.
+
+    The control file is read first and its Package field checked (Policy
+    5.6.1) before it names the directory; the data members are then unpacked
+    by :func:`hwcapdeb.debunpack.extract`, which keeps everything below it.
+    """
+    fd = open_regular(path, what=".deb")
     try:
-        deb = DebFile(str(path))
-        try:
-            control = deb.debcontrol()
-            tree = dest.resolve() / f"{control.get('Package', path.stem)}_{abs(hash(path)) % 10**8}"
-            tree.mkdir(parents=True, exist_ok=True)
-            _safe_extract(deb.data.tgz(), tree, path)
-        finally:
-            deb.close()
-    except InputError:
+        with os.fdopen(fd, "rb") as fh:
+            ar = ArFile(fileobj=fh)
+            dest.mkdir(parents=True, exist_ok=True)
+            control = read_control(ar, path, dest)
+            name = control.get("Package")
+            if not name:
+                raise InputError(f"{path}: control file has no Package field")
+            check_package_name(name, where=f"{path}: control file")
+            tree = Path(tempfile.mkdtemp(prefix=f"{name}_", dir=dest.resolve()))
+            with data_tar(ar, path, tree.parent) as tar:
+                extract(tar, tree, path)
+    except HwcapdebError:
         raise
     except OSError as err:
-        if err.filename is not None and not path.exists():
-            raise InputError(f"{path}: no such file") from None
         raise InputError(f"{path}: not a readable .deb ({_one_line(err)})") from None
-    except Exception as err:  # ArError, DebError, tar and decompressor errors of a broken file
+    except Exception as err:  # ArError, tar and decompressor errors of a broken file
         raise InputError(
             f"{path}: not a readable .deb ({type(err).__name__}: {_one_line(err)})",
             hint="check it with 'dpkg-deb --info'",
         ) from None
-    name = control.get("Package")
-    if not name:
-        raise InputError(f"{path}: control file has no Package field")
     return PackageTree(
         name=name,
         root=tree,
@@ -95,11 +91,8 @@ def unpack_deb(path: Path, dest: Path) -> PackageTree:
 
 def changes_packages(path: Path) -> list[Path]:
     """The binary package files a .changes lists (they must lie beside it)."""
-    try:
-        with path.open(encoding="utf-8", errors="replace") as fh:
-            changes = deb822.Changes(fh)
-    except OSError as err:
-        raise InputError(f"cannot read {path}: {err.strerror or err}") from None
+    text = read_bytes(path, what=".changes file").decode("utf-8", errors="replace")
+    changes = deb822.Changes(text)
     files = changes.get("Files") or []
     if not files:
         raise InputError(f"{path}: not a .changes file (no Files field)")
@@ -122,18 +115,28 @@ def changes_packages(path: Path) -> list[Path]:
     return result
 
 
+def _check_readable(root: Path) -> None:
+    """Every directory of a tree can be listed (without root's override, some cannot)."""
+
+    def refuse(err: OSError) -> None:
+        raise InputError(f"cannot read directory {err.filename}: {err.strerror or err}",
+                         hint="verify a tree you can read (or as its owner)")
+
+    for _ in os.walk(root, onerror=refuse):
+        pass
+
+
 def directory_tree(path: Path) -> PackageTree:
     """A staging tree or unpacked root given as a directory."""
     control_file = path / "DEBIAN" / "control"
     name, version, arch = path.resolve().name, None, None
     if control_file.is_file():
-        try:
-            with control_file.open(encoding="utf-8", errors="replace") as fh:
-                control = deb822.Deb822(fh)
-        except OSError as err:
-            raise InputError(f"cannot read {control_file}: {err}") from None
-        name = control.get("Package", name)
+        text = read_bytes(control_file, what="control file").decode("utf-8", errors="replace")
+        control = deb822.Deb822(text)
+        if "Package" in control:
+            name = check_package_name(control["Package"], where=str(control_file))
         version, arch = control.get("Version"), control.get("Architecture")
+    _check_readable(path)
     # resolved: the checks compare it with resolved link targets
     return PackageTree(name=name, root=path.resolve(), origin=path, version=version,
                        architecture=arch)

@@ -14,7 +14,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
@@ -22,6 +22,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import NoteSection, SymbolTableSection
 
 from hwcapdeb.errors import InputError
+from hwcapdeb.validate import check_file_name, open_regular
 
 GNU_PROPERTY_X86_ISA_1_NEEDED = 0xC0008002
 GNU_PROPERTY_X86_ISA_1_USED = 0xC0010002  # ignored by the loader, shown for information
@@ -34,10 +35,15 @@ ELF_MAGIC = b"\x7fELF"
 def is_elf(path: Path) -> bool:
     """True if ``path`` is a regular file starting with the ELF magic."""
     try:
-        with path.open("rb") as fh:
+        with _open(path) as fh:
             return fh.read(4) == ELF_MAGIC
-    except OSError:
+    except (OSError, InputError):
         return False
+
+
+def _open(path: Path) -> BinaryIO:
+    """``path`` opened for reading if it is a regular file: a FIFO in a tree never blocks."""
+    return os.fdopen(open_regular(path, what="ELF file"), "rb")
 
 
 def decode_isa_needed(bits: int) -> list[str]:
@@ -160,7 +166,7 @@ def _symbol_versions(elf: ELFFile) -> dict[int, str]:
 def read_elf(path: Path, *, with_exports: bool = True) -> ElfFacts:
     """Read the facts of one ELF file; an InputError for anything that is not a sane ELF."""
     try:
-        with path.open("rb") as fh:
+        with _open(path) as fh:
             elf = ELFFile(fh)
             soname = None
             needed: list[str] = []
@@ -170,7 +176,9 @@ def read_elf(path: Path, *, with_exports: bool = True) -> ElfFacts:
                 if isinstance(section, DynamicSection):
                     for tag in section.iter_tags():
                         if tag.entry.d_tag == "DT_SONAME":
-                            soname = str(getattr(tag, "soname", ""))
+                            # it becomes a file name: UTF-8, one component, <= NAME_MAX
+                            soname = check_file_name(str(getattr(tag, "soname", "")),
+                                                     what="SONAME", where=str(path))
                         elif tag.entry.d_tag == "DT_NEEDED":
                             needed.append(str(getattr(tag, "needed", "")))
                         elif tag.entry.d_tag == "DT_RPATH":
@@ -199,6 +207,8 @@ def read_elf(path: Path, *, with_exports: bool = True) -> ElfFacts:
                 has_debug_info=elf.get_section_by_name(".debug_info") is not None,
                 exports=_exports(elf) if with_exports else frozenset(),
             )
+    except InputError:
+        raise
     except OSError as err:
         raise InputError(f"cannot read {path}: {err.strerror or err}") from None
     except (ELFError, ValueError, KeyError, IndexError, AttributeError, TypeError) as err:
@@ -448,7 +458,7 @@ def read_code(path: Path, *, debug_file: Path | None = None) -> CodeFacts:
     ``.symtab`` and DWARF complete a stripped object.  InputError on corrupt input.
     """
     try:
-        with path.open("rb") as fh:
+        with _open(path) as fh:
             elf = ELFFile(fh)
             sections = _code_sections(elf)
             functions, imports = _function_symbols(elf)
@@ -462,6 +472,8 @@ def read_code(path: Path, *, debug_file: Path | None = None) -> CodeFacts:
                         if note["n_type"] == "NT_GNU_BUILD_ID":
                             build_id = str(note["n_desc"])
             machine, elf_class = str(elf["e_machine"]), elf.elfclass
+    except InputError:
+        raise
     except OSError as err:
         raise InputError(f"cannot read {path}: {err.strerror or err}") from None
     except Exception as err:  # pyelftools raises many kinds on corrupt input
@@ -470,7 +482,7 @@ def read_code(path: Path, *, debug_file: Path | None = None) -> CodeFacts:
         raise InputError(f"{path}: not a readable ELF file ({kind}: {text})") from None
     if debug_file is not None:
         try:
-            with debug_file.open("rb") as fh:
+            with _open(debug_file) as fh:
                 delf = ELFFile(fh)
                 extra, _ = _function_symbols(delf)
                 known = {(f.name, f.start) for f in functions}

@@ -54,3 +54,7 @@ class BuildError(HwcapdebError):
 
 class ExternalCommandError(HwcapdebError):
     """An external command failed in a way that stops the job."""
+
+
+class HwcapdebWarning(UserWarning):
+    """Something accepted that the user should know about (the CLI prints one line)."""

@@ -25,6 +25,7 @@ import json
 import os
 import re
 import subprocess
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -33,7 +34,8 @@ from typing import Any
 
 import jsonschema
 
-from hwcapdeb.errors import ProfileError, UnsupportedArchitecture, UsageError
+from hwcapdeb.errors import HwcapdebWarning, ProfileError, UnsupportedArchitecture, UsageError
+from hwcapdeb.validate import read_json
 
 BASELINE = "baseline"
 
@@ -50,13 +52,9 @@ def _schema(name: str) -> dict[str, Any]:
 
 
 def _load_json(path: Path, schema_name: str) -> dict[str, Any]:
-    try:
-        with path.open() as fh:
-            data = json.load(fh)
-    except OSError as err:
-        raise ProfileError(f"cannot read {path}: {err.strerror}") from None
-    except json.JSONDecodeError as err:
-        raise ProfileError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    # bounded, regular files only, strict UTF-8, nesting limited: one line for any bad file
+    what = "profile" if schema_name == "profile.schema.json" else "data file"
+    data = read_json(path, what=what, error=ProfileError)
     check_schema(data, schema_name, path)
     result: dict[str, Any] = data
     return result
@@ -289,10 +287,24 @@ class ProfileRegistry:
         for directory in [*user_profile_dirs(), *extra_dirs]:
             if directory.is_dir():
                 for path in sorted(directory.glob("*.json")):
+                    if path.is_dir():
+                        continue  # a directory named like a profile is not one
                     self._add(load_profile_file(path))
 
     def _add(self, profile: Profile) -> None:
-        self._profiles[profile.name] = profile  # user files override built-ins of the same name
+        # user files override built-ins of the same name: say so, it changes every build
+        other = self._profiles.get(profile.name)
+        if other is not None and other.origin != profile.origin:
+            warnings.warn(f"profile '{profile.name}' from {profile.origin} overrides the one "
+                          f"from {other.origin}", HwcapdebWarning, stacklevel=2)
+        for alias in profile.aliases:
+            owner = next((p for p in self._profiles.values() if p.name != profile.name
+                          and alias in (p.name, *p.aliases)), None)
+            if owner is not None:
+                warnings.warn(f"profile '{profile.name}' from {profile.origin}: its alias "
+                              f"'{alias}' already names profile '{owner.name}', which keeps it",
+                              HwcapdebWarning, stacklevel=2)
+        self._profiles[profile.name] = profile
 
     def all(self, arch: str | None = None) -> list[Profile]:
         profiles = [p for p in self._profiles.values() if arch is None or p.arch == arch]
@@ -304,7 +316,7 @@ class ProfileRegistry:
             return baseline_profile(arch)
         if name.endswith(".json"):
             path = Path(name)
-            if not path.is_file():
+            if not path.exists():
                 raise UsageError(f"profile file {name} does not exist")
             return load_profile_file(path)
         for profile in self._profiles.values():

@@ -46,6 +46,7 @@ from hwcapdeb.errors import ExternalCommandError, InputError, UsageError
 from hwcapdeb.profiles import Profile, ProfileRegistry
 from hwcapdeb.sbuildrc import CHROOT_STATE_DIR
 from hwcapdeb.tools import run
+from hwcapdeb.validate import check_package_name, read_bytes, read_text
 
 #: Runs in the chroot as root (sbuild's starting-build-commands): sh, tar,
 #: dpkg-parsechangelog and apt-get only.  Exit status non-zero fails the build.
@@ -201,9 +202,10 @@ def _extract_plain_files(tar: tarfile.TarFile, dest: Path) -> None:
 
 
 def unpack(dsc: Path, dest: Path) -> Path:
-    with dsc.open(encoding="utf-8") as fh:
-        control = Dsc(fh)
-    tree = dest / f"{control['Source']}-src"
+    control = Dsc(read_bytes(dsc, what=".dsc").decode("utf-8", errors="replace"))
+    # the name becomes a path: Policy 5.6.1 keeps it one component
+    source = check_package_name(control.get("Source", ""), field="Source", where=str(dsc))
+    tree = dest / f"{source}-src"
     result = run(
         ["dpkg-source", "--no-copy", "--no-check", "-x", dsc, tree],
         cwd=dest,
@@ -246,11 +248,8 @@ PACKAGE_OPTION_FIELDS = ("Source", "Layout", "Variant-Make-Vars", "Variant-Env",
 
 def package_stanza(path: Path, source: str) -> Deb822 | None:
     """The stanza of ``path`` for ``source`` (deb822, one stanza per source package)."""
-    try:
-        with path.open(encoding="utf-8") as fh:
-            stanzas = list(Deb822.iter_paragraphs(fh))
-    except OSError as err:
-        raise InputError(f"cannot read {path}: {err.strerror}") from None
+    text = read_text(path, what="package options file")
+    stanzas = list(Deb822.iter_paragraphs(text.splitlines(keepends=True)))
     for stanza in stanzas:
         unknown = [k for k in stanza if k not in PACKAGE_OPTION_FIELDS]
         if unknown or "Source" not in stanza:

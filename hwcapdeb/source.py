@@ -19,6 +19,7 @@ from debian._deb822_repro import parse_deb822_file
 from debian.changelog import Changelog, ChangelogParseError
 
 from hwcapdeb.errors import SourcePackageError
+from hwcapdeb.validate import check_package_name, decode_text, read_bytes
 
 Reader = Callable[[str], bytes | None]
 
@@ -39,7 +40,10 @@ def directory_reader(root: Path) -> Reader:
 
     def read(rel: str) -> bytes | None:
         path = root / rel
-        return path.read_bytes() if path.is_file() else None
+        if not path.exists():  # absent, or a link to nothing (convert says which)
+            return None
+        # a FIFO or device would block or never end; a directory is not the file either
+        return read_bytes(path, error=SourcePackageError)
 
     return read
 
@@ -130,6 +134,18 @@ def _text(read: Reader, rel: str, what: str) -> str:
         raise SourcePackageError(f"{rel} is not valid UTF-8") from None
 
 
+def _source_format(data: bytes | None) -> str:
+    """debian/source/format: "1.0" when absent, else one line such as "3.0 (quilt)"."""
+    if data is None:
+        return "1.0"
+    text = decode_text(data, path="debian/source/format", error=SourcePackageError).strip()
+    if not re.fullmatch(r"[0-9]+\.[0-9]+( \([a-z0-9]+\))?", text):
+        raise SourcePackageError(
+            f"debian/source/format says {text[:40]!r}, not a source format",
+            hint="write '3.0 (quilt)', '3.0 (native)' or '1.0' into it")
+    return text
+
+
 def parse_control(text: str) -> list[dict[str, str]]:
     """The stanzas of a debian/control text (field names as written), or a
     SourcePackageError naming the first syntax error."""
@@ -197,6 +213,9 @@ def read_source(read: Reader, where: str = ".") -> SourcePackage:
             hint="fix it so dpkg-source accepts it",
         )
     packages = []
+    # names become file names (debian/NAME.symbols) and words of generated rules
+    check_package_name(_field(stanzas[0], "Source") or "", field="Source",
+                       where="debian/control", error=SourcePackageError)
     for stanza in stanzas[1:]:
         name = _field(stanza, "Package")
         arch = _field(stanza, "Architecture")
@@ -205,6 +224,8 @@ def read_source(read: Reader, where: str = ".") -> SourcePackage:
                 "debian/control is malformed (a binary stanza lacks Package or Architecture)",
                 hint="fix it so dpkg-source accepts it",
             )
+        check_package_name(name, field="Package", where="debian/control",
+                           error=SourcePackageError)
         packages.append(
             BinaryPackage(
                 name=name,
@@ -236,7 +257,7 @@ def read_source(read: Reader, where: str = ".") -> SourcePackage:
     return SourcePackage(
         name=_field(stanzas[0], "Source") or "",
         version=version,
-        source_format=fmt.decode().strip() if fmt else "1.0",
+        source_format=_source_format(fmt),
         compat=_compat(read, stanzas[0]),
         control_text=control_text,
         rules_text=rules_text,

@@ -28,6 +28,7 @@ from debian.deb822 import Changes
 
 from hwcapdeb.build import BuildRequest, BuildResult
 from hwcapdeb.errors import BuildError, InputError, MissingToolError
+from hwcapdeb.validate import read_bytes
 from hwcapdeb.tools import find_tool, run
 
 #: how many lines of a failed build's log the error shows
@@ -60,16 +61,19 @@ class UnmetBuildDependencies(MissingToolError):
         self.conflicts = conflicts
 
 
+def _first_line(err: Exception) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0][:200] if lines else type(err).__name__
+
+
 def source_identity(tree: Path) -> tuple[str, str]:
     """(source name, version without epoch) from ``tree``/debian/changelog."""
     path = tree / "debian" / "changelog"
+    text = read_bytes(path, what="changelog").decode("utf-8", errors="replace")
     try:
-        with path.open(encoding="utf-8", errors="replace") as fh:
-            changelog = Changelog(fh, max_blocks=1, strict=True)
-    except OSError as err:
-        raise InputError(f"cannot read {path}: {err.strerror}") from None
-    except ChangelogParseError as err:
-        raise InputError(f"{path}: not a valid changelog ({err})") from None
+        changelog = Changelog(text, max_blocks=1, strict=True)
+    except (ChangelogParseError, ValueError) as err:  # ValueError: an invalid version
+        raise InputError(f"{path}: not a valid changelog ({_first_line(err)})") from None
     if not changelog.package or changelog.version is None:
         raise InputError(f"{path}: no source name or version in its first entry")
     version = changelog.version

@@ -19,6 +19,7 @@ from hwcapdeb.output import emit_json
 from hwcapdeb.probe import ProbeResult, cross_sysroot, default_program, probe
 from hwcapdeb.profiles import architecture
 from hwcapdeb.target_loader import host_loader, select_loader
+from hwcapdeb.validate import check_file_name
 
 
 def _can_emulate(arch_name: str, qemu_cpu: str | None) -> bool:
@@ -106,6 +107,8 @@ def command(
         # ld.so --preload splits its list on ':' and blanks: the loader could not be asked
         raise UsageError(f"'{soname}' is not one SONAME (it holds ':' or a blank)",
                          hint="ask for one library at a time")
+    if "/" not in soname:  # a path is opened as named; a SONAME must be a file name
+        check_file_name(soname, what="SONAME", where="which", error=UsageError)
     target = select_loader(arch_name=arch_name, loader_root=loader_root) \
         if loader_root is not None else None
     if tunables is not None:
