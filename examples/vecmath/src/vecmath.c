@@ -29,6 +29,7 @@
 /* acc[0] += acc[1] + ... + acc[VM_BLOCK - 1], pairwise */
 static float vm_fold(float *acc)
 {
+#pragma GCC unroll 8
     for (size_t w = VM_BLOCK / 2; w > 0; w /= 2)
         for (size_t j = 0; j < w; j++)
             acc[j] += acc[j + w];
