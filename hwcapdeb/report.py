@@ -32,6 +32,8 @@ REPORT_JSON_VERSION = 1
 _SUFFIXES = (".verify.json", ".bench.json", ".changes", ".build")
 _TIMESTAMP = re.compile(r"-\d{8}-\d{4}$")  # sbuild's SRC_VERSION_ARCH-20240101-1200.build
 _ERROR_LINE = re.compile(r"\b(error|failed)\b", re.IGNORECASE)
+#: a compiler's or make's own error line: the cause, before the tools that report it
+_COMPILER_ERROR = re.compile(r"^\S+:\d+(:\d+)?: (fatal )?error: |^make(\[\d+\])?: \*\*\* ")
 
 
 @dataclass
@@ -73,7 +75,8 @@ class PackageRow:
         if self.errors:
             return "fix verify errors first"
         if self.bench_command is None:
-            return "not measured: " + (self.bench_note or "no bench command")
+            note = self.bench_note or "no bench command"
+            return "not measured: " + ("bench failed" if note.startswith("bench failed") else note)
         if not self.kept:
             return "no variant pays: revert"
         if self.dropped:
@@ -109,7 +112,7 @@ def _stem(path: Path) -> tuple[str, str] | None:
 
 
 def result_files(paths: list[Path]) -> dict[str, dict[str, Path]]:
-    """SRC_VERSION_ARCH -> {kind: file}, from files and (recursively) directories."""
+    """DIR/SRC_VERSION_ARCH -> {kind: file}, from files and (recursively) directories."""
     found: dict[str, dict[str, Path]] = {}
     for path in paths:
         if path.is_dir():
@@ -124,7 +127,8 @@ def result_files(paths: list[Path]) -> dict[str, dict[str, Path]]:
             if key is None:
                 continue
             stem, kind = key
-            slot = found.setdefault(stem, {})
+            # one build per directory and name: two builds of one version stay two rows
+            slot = found.setdefault(str(file.parent / stem), {})
             # sbuild writes SRC_VERSION_ARCH-TIMESTAMP.build and a link without it: one log
             if kind not in slot or (file.is_symlink() and not slot[kind].is_symlink()):
                 slot[kind] = file
@@ -139,11 +143,16 @@ def _failure(log: Path | None) -> str:
         lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError as err:
         return f"unreadable build log {log.name} ({err.strerror})"
+    first_error = next((" ".join(line.split())[:160] for line in lines
+                        if _COMPILER_ERROR.search(line)), None)
     for line in reversed(lines):
         if line.startswith("Fail-Stage:"):
             stage = line.split(":", 1)[1].strip()
-            return ("verify found errors (post-build hook)"
-                    if stage == "run-post-build-commands" else f"sbuild stage {stage}")
+            if stage == "run-post-build-commands":
+                return "verify found errors (post-build hook)"
+            return f"sbuild stage {stage}" + (f": {first_error}" if first_error else "")
+    if first_error:
+        return first_error
     for line in reversed(lines):
         if _ERROR_LINE.search(line):
             return " ".join(line.split())[:160]
@@ -207,7 +216,8 @@ def _add_bench(row: PackageRow, data: dict[str, Any]) -> None:
 def collect(paths: list[Path]) -> list[PackageRow]:
     """One row per build found under ``paths``, sorted by name; InputError if none."""
     rows = []
-    for stem, files in sorted(result_files(paths).items()):
+    for key, files in sorted(result_files(paths).items(), key=lambda kv: Path(kv[0]).name):
+        stem = Path(key).name
         source, _, rest = stem.partition("_")
         version = rest.rsplit("_", 1)[0] if "_" in rest else rest
         row = PackageRow(stem, source, version, files=sorted(str(p) for p in files.values()))
