@@ -159,6 +159,17 @@ def _failure(log: Path | None) -> str:
     return f"no .changes (see {log.name})"
 
 
+def _sbuild_failed(log: Path | None) -> bool:
+    """sbuild's summary says the run failed (e.g. verify's post-build hook, after the .changes)."""
+    if log is None:
+        return False
+    try:
+        tail = log.read_bytes()[-8192:].decode("utf-8", "replace").splitlines()
+    except OSError:
+        return False
+    return any(line.startswith("Fail-Stage:") for line in tail)
+
+
 def _load(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -221,7 +232,7 @@ def collect(paths: list[Path]) -> list[PackageRow]:
         source, _, rest = stem.partition("_")
         version = rest.rsplit("_", 1)[0] if "_" in rest else rest
         row = PackageRow(stem, source, version, files=sorted(str(p) for p in files.values()))
-        if ".changes" not in files:
+        if ".changes" not in files or _sbuild_failed(files.get(".build")):
             row.status, row.detail = "failed", _failure(files.get(".build"))
         if ".verify.json" in files:
             verify = _load(files[".verify.json"])

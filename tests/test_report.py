@@ -86,6 +86,18 @@ def test_two_builds_of_one_version_are_two_rows(tmp_path: Path) -> None:
     assert markdown(rows).count("| vecmath |") == 2
 
 
+def test_verify_hook_failure_after_the_changes_is_a_failed_build(tmp_path: Path) -> None:
+    shutil.copytree(DATA / "vecmath", tmp_path, dirs_exist_ok=True)
+    (tmp_path / "vecmath_1.0.0_amd64.verify.json").unlink()
+    (tmp_path / "vecmath_1.0.0_amd64.bench.json").unlink()
+    (tmp_path / "vecmath_1.0.0_amd64-20261129-1200.build").write_text(
+        "E: libvecmath1: missing-soname-link usr/lib/x86_64-linux-gnu/glibc-hwcaps/...\n"
+        "Fail-Stage: run-post-build-commands\nStatus: failed\n")
+    (row,) = collect([tmp_path])
+    assert row.status == "failed"
+    assert row.verdict == "build failed: verify found errors (post-build hook)"
+
+
 def test_dpkg_build_failure_names_the_error(tmp_path: Path) -> None:
     (tmp_path / "foo_1.0_amd64.build").write_text(
         "dpkg-buildpackage: info: source package foo\n"
