@@ -221,6 +221,8 @@ def _run_pool(sections: Sequence[Section], bitness: int, table: Sequence[int],
               roots: Sequence[int]) -> list[Scan]:
     """Each part's scan, by ``jobs`` forked processes; [] when no pool can be had."""
     global _JOB
+    if multiprocessing.current_process().daemon:
+        return []  # a daemonic worker of someone else's pool may not have children
     try:
         context = multiprocessing.get_context("fork")
     except ValueError:  # no fork on this platform
