@@ -17,15 +17,17 @@ Bench-Command in benchmarks/campaign-packages, .bench.json beside the
     hwcapdeb report DIR
 
 prints the table (Markdown; --format json for JSON).  Bench commands run in
-DIR, where 'corpus' is a 24 MiB file written once.  Builds run one after the
-other; each gets -j N (default: every core).
+DIR, where campaign.py puts their inputs first (corpus-24M.txt, xxhsum and
+minigzip linked against the libraries, as benchmarks/variants.py does).
+Builds run one after the other; each gets -j N (default: every core); a
+package built by an earlier run into DIR is only verified and benched again
+(--rebuild builds it again).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import random
 import subprocess
 import sys
 import time
@@ -46,17 +48,27 @@ def hwcapdeb() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "hwcapdeb.cli"]
 
 
-def write_corpus(path: Path, size: int = 24 << 20) -> None:
-    """Half text (this repository's sources, repeated), half pseudo-random binary data."""
-    if path.is_file() and path.stat().st_size == size:
-        return
-    text = b"".join(p.read_bytes() for p in sorted(REPO.glob("hwcapdeb/**/*.py")))
-    rng = random.Random(0)
-    binary = bytes(rng.getrandbits(8) if rng.random() < 0.3 else 0 for _ in range(1 << 20))
-    data = bytearray()
-    while len(data) < size:
-        data += text + binary
-    path.write_bytes(bytes(data[:size]))
+def consumers(out: Path) -> None:
+    """What the bench commands of campaign-packages run, in ``out`` (as variants.py does).
+
+    corpus-24M.txt; xxhsum-shared, built from xxhash's source against
+    libxxhash.so.0 (Debian's xxhsum embeds the hash code); minigzip, zlib's own,
+    against libz.so.1.  Linked against this system's copies: bench forces the
+    package's variants in at run time.
+    """
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import variants
+
+    variants.text_corpus(out / "work")
+    for name, program, sources, lib in (
+        ("xxhash", "xxhsum-shared", "cli/*.c", "libxxhash.so.0"),
+        ("zlib", "minigzip", "test/minigzip.c", "libz.so.1"),
+    ):
+        if (out / program).exists():
+            continue
+        src = variants.unpacked_source(corpus.fetch(name), out / f"src-{name}")
+        subprocess.run(["gcc", "-O2", f"-I{src}", "-o", str(out / program),
+                        *map(str, sorted(src.glob(sources))), f"-l:{lib}"], check=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,12 +77,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "out" / "campaign")
     parser.add_argument("-j", "--jobs", type=int, default=0)
     parser.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="build again packages built by an earlier run (default: only "
+                        "verify and bench them again)")
     args = parser.parse_args(argv)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    write_corpus(out / "corpus")
+    consumers(out)
     env = {**os.environ, "DEB_BUILD_OPTIONS": "nocheck"}
     for name in args.packages.split(","):
+        built = sorted((out / name).glob("*.changes"))
+        if built and not args.rebuild:  # built before: verify and bench again
+            argv_results = [*hwcapdeb(), "sbuild-hook", "results", "--package-options",
+                            str(OPTIONS), str(built[-1])]
+            subprocess.run(argv_results, cwd=out, check=False, stdout=subprocess.DEVNULL)
+            print(f"{name}: {built[-1].name} measured again", file=sys.stderr)
+            continue
         source = REPO / "examples" / "vecmath" if name == "vecmath" else corpus.fetch(name)
         argv_build = [*hwcapdeb(), "build", str(source), "-p", PROFILES, "--out",
                       str(out / name), "-j", str(args.jobs), "--bench", str(OPTIONS)]
