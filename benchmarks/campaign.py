@@ -66,6 +66,7 @@ def consumers(out: Path) -> None:
     ):
         if (out / program).exists():
             continue
+        (out / f"src-{name}").mkdir(exist_ok=True)
         src = variants.unpacked_source(corpus.fetch(name), out / f"src-{name}")
         subprocess.run(["gcc", "-O2", f"-I{src}", "-o", str(out / program),
                         *map(str, sorted(src.glob(sources))), f"-l:{lib}"], check=True)
