@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/campaign.py [--packages vecmath,xxhash,...] [--out DIR] [-j N]
 
 Each package (the example, examples/vecmath, and the corpus of tests/corpus.py,
-bookworm sources fetched once into ~/.cache/hwcapdeb/corpus) is built with
+Debian sources of this release fetched once into ~/.cache/hwcapdeb/corpus) is built with
 
     hwcapdeb build SRC -p x86-64-v2,x86-64-v3,x86-64-v4 --out DIR/NAME \\
                    --bench benchmarks/campaign-packages
