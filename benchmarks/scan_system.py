@@ -18,10 +18,12 @@ import argparse
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from hwcapdeb.elf import shared_objects
 from hwcapdeb.errors import HwcapdebError
+from hwcapdeb.isa_decode import default_jobs
 from hwcapdeb.isa_scan import audit
 
 
@@ -32,10 +34,23 @@ def default_dir() -> Path:
     return Path("/usr/lib") / multiarch
 
 
+def scan_one(path: Path) -> tuple[int, int, list[str]] | str:
+    """(code bytes, functions judged, leaks) of one library, or why it was skipped."""
+    try:
+        result = audit(path, jobs=1)  # the libraries are spread over the cores already
+    except HwcapdebError as err:
+        return str(err)
+    findings = result.findings(0)
+    found = [f"{f.mnemonic} in {f.function} ({f.reason})" for f in findings if not f.dispatched]
+    return result.code_size, len(findings), found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("directory", nargs="?", type=Path)
     parser.add_argument("--show", type=int, default=20, help="leaks to print")
+    parser.add_argument("--jobs", type=int, default=0,
+                        help="libraries audited at once (default: every core)")
     parser.add_argument("--max-depth", type=int, default=1,
                         help="directory levels to descend (1: the directory itself)")
     args = parser.parse_args(argv)
@@ -45,22 +60,22 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     code = leaks = dispatched = unreadable = 0
     leaky: list[str] = []
-    for path in files:
-        try:
-            result = audit(path)
-        except HwcapdebError as err:
-            unreadable += 1
-            print(f"skip: {err}", file=sys.stderr)
-            continue
-        code += result.code_size
-        findings = result.findings(0)
-        found = [f for f in findings if not f.dispatched]
-        dispatched += len(findings) - len(found)
-        leaks += len(found)
-        for f in found:
-            leaky.append(f"{path.name}: {f.mnemonic} in {f.function} ({f.reason})")
+    jobs = args.jobs or default_jobs()
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        # one library per task, largest first so no core waits on libLLVM at the end
+        order = sorted(files, key=lambda p: p.stat().st_size, reverse=True)
+        for path, result in zip(order, pool.map(scan_one, order), strict=True):
+            if isinstance(result, str):
+                unreadable += 1
+                print(f"skip: {result}", file=sys.stderr)
+                continue
+            size, judged, found = result
+            code += size
+            dispatched += judged - len(found)
+            leaks += len(found)
+            leaky.extend(f"{path.name}: {line}" for line in found)
     elapsed = time.perf_counter() - start
-    print(f"libraries: {len(files)} ({unreadable} unreadable) in {root}")
+    print(f"libraries: {len(files)} ({unreadable} unreadable) in {root}, {jobs} process(es)")
     print(f"code audited: {code / 1e6:.1f} MB in {elapsed:.1f} s ({code / 1e6 / elapsed:.1f} MB/s)")
     print(f"functions above baseline judged dispatched: {dispatched}")
     print(f"isa-leak verdicts: {leaks}")

@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "sbuild-config": "hwcapdeb.commands.sbuild_config",
     "sbuild-hook": "hwcapdeb.commands.sbuild_hook",
     "bench": "hwcapdeb.commands.bench",
+    "report": "hwcapdeb.commands.report",
 }
 
 

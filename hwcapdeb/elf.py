@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import NoteSection, SymbolTableSection
+from elftools.elf.sections import NoteSection, Section, SymbolTableSection
 
 from hwcapdeb.errors import InputError
 from hwcapdeb.validate import check_file_name, open_regular
@@ -187,7 +187,7 @@ def read_elf(path: Path, *, with_exports: bool = True) -> ElfFacts:
                             runpath.extend(str(getattr(tag, "runpath", "")).split(":"))
             props = _note_properties(elf)
             build_id = None
-            for section in elf.iter_sections():
+            for section in _sections(elf, "SHT_NOTE"):
                 if isinstance(section, NoteSection):
                     for note in section.iter_notes():
                         if note["n_type"] == "NT_GNU_BUILD_ID":
@@ -284,10 +284,22 @@ class CodeFacts:
 _SHF_EXECINSTR = 0x4
 
 
+def _sections(elf: ELFFile, *types: str) -> Iterator[Section]:
+    """The sections of these types, built from their headers alone.
+
+    ``iter_sections()`` builds every section object, and pyelftools parses a
+    hash section's whole table when it builds one (a quarter of a second for
+    libLLVM's).
+    """
+    for index in range(elf.num_sections()):
+        if elf._get_section_header(index)["sh_type"] in types:
+            yield elf.get_section(index)
+
+
 def _code_sections(elf: ELFFile) -> list[CodeSection]:
     result = []
-    for section in elf.iter_sections():
-        if section["sh_type"] == "SHT_PROGBITS" and section["sh_flags"] & _SHF_EXECINSTR:
+    for section in _sections(elf, "SHT_PROGBITS"):
+        if section["sh_flags"] & _SHF_EXECINSTR:
             result.append(CodeSection(section.name, section["sh_addr"], section.data()))
     return result
 
@@ -466,7 +478,7 @@ def read_code(path: Path, *, debug_file: Path | None = None) -> CodeFacts:
             init = _init_array(elf)
             units = _compile_units(elf)
             build_id = None
-            for section in elf.iter_sections():
+            for section in _sections(elf, "SHT_NOTE"):
                 if isinstance(section, NoteSection):
                     for note in section.iter_notes():
                         if note["n_type"] == "NT_GNU_BUILD_ID":

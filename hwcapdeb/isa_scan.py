@@ -8,7 +8,10 @@ the ``.eh_frame_hdr`` function table of stripped objects).
 
 Speed: iced decodes in Rust; the Python loop touches one attribute (``code``)
 per instruction and looks it up in a table precomputed over every ``Code``
-value, so the common baseline instruction costs a list index and nothing more.
+value, so the common baseline instruction costs a list index and nothing more;
+a large object's code is cut at function starts and decoded on every core
+(:mod:`hwcapdeb.isa_decode`, which proves the chunks' streams are the
+single-decoder stream).
 
 Dispatched or leaked?  Code above a level is harmless if nothing executes it
 on a CPU below that level.  Proving that statically is undecidable; the
@@ -57,6 +60,7 @@ from pathlib import Path
 
 from iced_x86 import Code, CpuidFeature, Decoder, EncodingKind, FlowControl, Instruction, Mnemonic
 
+from hwcapdeb import isa_decode
 from hwcapdeb.elf import CodeFacts, read_code
 from hwcapdeb.profiles import Architecture, architecture
 
@@ -103,13 +107,13 @@ _ISA_TOKEN = re.compile(
     re.IGNORECASE,
 )
 
-# Per-Code flags of the scan table (one small int per Code value).
-_RANK_MASK = 0x7
-_ENDER = 0x8  # ends the straight-line entry block: jcc, jmp, ret, indirect jump
-_CALL = 0x10  # direct call: an edge of the call graph
-_JUMP = 0x20  # direct jump: a tail call when it leaves the function
-_PROBE = 0x40  # cpuid / xgetbv
-_LEGACY_SSE = 0x80  # an SSE/SSE2 vector instruction in its legacy (non-VEX) encoding
+# Per-Code flags of the scan table (one small int per Code value), see isa_decode.
+_RANK_MASK = isa_decode.RANK_MASK
+_ENDER = isa_decode.ENDER
+_CALL = isa_decode.CALL
+_JUMP = isa_decode.JUMP
+_PROBE = isa_decode.PROBE
+_LEGACY_SSE = isa_decode.LEGACY_SSE
 
 #: SSE/SSE2-era instructions that are no vector work: compilers emit them under any -m flags
 _NOT_VECTOR = frozenset({
@@ -426,56 +430,27 @@ def isa_token(name: str, features: Iterable[str] = ()) -> str | None:
     return None
 
 
-def _scan_sections(facts: CodeFacts, arch_name: str) -> tuple[int, list[tuple[int, int]],
-                                                                 list[int], bool]:
-    """The hot loop: above-baseline instructions, CPU probes, and one legacy SSE instruction.
+def _scan_sections(facts: CodeFacts, arch_name: str, starts: list[int], jobs: int | None = None,
+                   roots: list[int] | None = None) -> tuple[int, isa_decode.Scan]:
+    """The hot loop (:mod:`hwcapdeb.isa_decode`, on every core for large objects).
 
-    Control flow is decoded lazily, only for the entry blocks rule 4 visits.
-    Legacy SSE is looked for until the first one is seen (baseline code has
-    thousands), then the cheaper table takes over.
+    Above-baseline instructions, CPU probes, and whether any legacy SSE
+    instruction exists.  Control flow is decoded only for the entry blocks
+    rule 4 visits: those of the ``roots`` by the workers, when there are
+    workers, the others when visited.
     """
-    table = _scan_table(arch_name)
-    plain = [word & (_RANK_MASK | _PROBE) for word in table]
-    wanted = [word & (_RANK_MASK | _PROBE | _LEGACY_SSE) for word in table]
-    bitness = facts.elf_class
-    hits: list[tuple[int, int]] = []
-    probes: list[int] = []
-    legacy_sse = False
-    size = 0
-    for section in facts.sections:
-        decoder = Decoder(bitness, section.data, ip=section.address)
-        for ins in decoder:
-            if wanted[ins.code]:
-                code = ins.code
-                word = table[code]
-                if word & _LEGACY_SSE:
-                    legacy_sse, wanted = True, plain
-                if word & _PROBE:
-                    probes.append(ins.ip)
-                if word & _RANK_MASK:
-                    hits.append((ins.ip, code))
-        size += len(section.data)
-    return size, hits, probes, legacy_sse
+    sections = [isa_decode.Section(s.address, s.data) for s in facts.sections]
+    result = isa_decode.scan(sections, facts.elf_class, _scan_table(arch_name), starts, jobs,
+                             roots or [])
+    return sum(len(s.data) for s in sections), result
 
 
 def _entry_block(facts: CodeFacts, start: int, end: int, arch_name: str) -> tuple[int, list[int]]:
     """End of the straight-line block at ``start`` and the direct call/jump targets in it."""
-    table = _scan_table(arch_name)
     for section in facts.sections:
-        lo = section.address
-        if not lo <= start < lo + len(section.data):
-            continue
-        # entry blocks are short: a bounded window, no copy of the whole section
-        offset = start - lo
-        data = section.data[offset: offset + min(end - start, 512)]
-        targets: list[int] = []
-        for ins in Decoder(facts.elf_class, data, ip=start):
-            word = table[ins.code]
-            if word & (_CALL | _JUMP):
-                targets.append(ins.near_branch_target)
-            if word & _ENDER:
-                return ins.ip, targets
-        return start + len(data), targets  # no end seen in the window: claim no more
+        if section.address <= start < section.address + len(section.data):
+            return isa_decode.entry_block(isa_decode.Section(section.address, section.data),
+                                          start, end, facts.elf_class, _scan_table(arch_name))
     return start, []
 
 
@@ -494,11 +469,20 @@ def _boundaries(facts: CodeFacts) -> tuple[list[int], dict[int, tuple[str, bool]
 
 
 def audit(path: Path, *, arch_name: str = "amd64", debug_file: Path | None = None,
-          facts: CodeFacts | None = None) -> IsaAudit:
-    """Decode ``path``'s code and attribute every above-baseline instruction to a function."""
+          facts: CodeFacts | None = None, jobs: int | None = None) -> IsaAudit:
+    """Decode ``path``'s code and attribute every above-baseline instruction to a function.
+
+    ``jobs``: processes that decode a large object's code (default: every core).
+    """
     facts = facts or read_code(path, debug_file=debug_file)
-    size, hits, probes, legacy_sse = _scan_sections(facts, arch_name)
     starts, names = _boundaries(facts)
+    start_set = set(starts)
+    # rule 4's roots: exported functions and constructors
+    roots = {f.start for f in facts.functions if f.exported and f.kind == "STT_FUNC"}
+    roots |= set(facts.init_array)
+    roots &= start_set
+    size, scanned = _scan_sections(facts, arch_name, starts, jobs, sorted(roots))
+    hits, probes, legacy_sse = scanned.hits, scanned.probes, scanned.legacy_sse
     section_ends = sorted((s.address, s.address + len(s.data)) for s in facts.sections)
 
     def function_index(address: int) -> int:
@@ -522,7 +506,7 @@ def audit(path: Path, *, arch_name: str = "amd64", debug_file: Path | None = Non
                 return f"{names[starts[j]][0]}+0x{start - starts[j]:x}", False
         return f"fun_{start:x}", False
 
-    blocks: dict[int, tuple[int, list[int]]] = {}
+    blocks: dict[int, tuple[int, list[int]]] = scanned.blocks
 
     def entry_block(index: int) -> tuple[int, list[int]]:
         start = starts[index]
@@ -561,7 +545,7 @@ def audit(path: Path, *, arch_name: str = "amd64", debug_file: Path | None = Non
 
     # rules 1 and 2: named clones and IFUNC-selected functions
     resolver_targets = _resolver_targets(
-        facts, {f.start: function_end(function_index(f.start)) for f in ifuncs}, set(starts)
+        facts, {f.start: function_end(function_index(f.start)) for f in ifuncs}, start_set
     )
     for fn in audited.values():
         used = {n for _, c in fn.hits for n in _code_info(c, arch_name).features}
@@ -572,10 +556,8 @@ def audit(path: Path, *, arch_name: str = "amd64", debug_file: Path | None = Non
             fn.dispatch_reason = f"selected by IFUNC resolver {resolver_targets[fn.start]}"
 
     # rule 4: functions that run unconditionally
-    roots = {f.start for f in facts.functions if f.exported and f.kind == "STT_FUNC"}
-    roots |= set(facts.init_array)
     unconditional: set[int] = set()
-    todo = [r for r in roots if function_index(r) >= 0 and starts[function_index(r)] == r]
+    todo = list(roots)
     while todo:
         start = todo.pop()
         if start in unconditional:

@@ -93,6 +93,12 @@ def verify_hook(settings: SbuildSettings) -> list[str]:
     return [*settings.command(), "verify", "--matrix", "%SBUILD_CHANGES"]
 
 
+def results_hook(settings: SbuildSettings) -> list[str]:
+    """SRC_VERSION_ARCH.verify.json and .bench.json (the package's Bench-Command) for report."""
+    return [*settings.command(), "sbuild-hook", "results", "--package-options",
+            str(settings.package_options), "%SBUILD_CHANGES"]
+
+
 def prepare_hook(settings: SbuildSettings) -> list[str]:
     argv = [
         *settings.command(),
@@ -158,10 +164,14 @@ def render(settings: SbuildSettings) -> str:
             "    # ... and swap the converted debian/ files in (shell only: no python3 there)",
             f"    'starting-build-commands' => [ {_perl_list(apply_hook())} ],",
         ]
-    if settings.verify:
+    post = [verify_hook(settings)] if settings.verify else []
+    if settings.package_options and settings.profiles:
+        post.append(results_hook(settings))
+    if post:
         lines += [
-            "    # a failing verify fails the sbuild run",
-            f"    'post-build-commands' => [ {_perl_list(verify_hook(settings))} ],",
+            "    # a failing verify fails the sbuild run"
+            + ("; then verify and bench JSON beside the .changes" if len(post) > 1 else ""),
+            f"    'post-build-commands' => [ {', '.join(_perl_list(p) for p in post)} ],",
         ]
     lines += ["};", "1;"]
     return "\n".join(lines) + "\n"

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from hwcapdeb import isa_decode
 from hwcapdeb.elf import debug_file_for, read_code, shared_objects
-from hwcapdeb.isa_scan import audit, flags_rank, isa_token, producer_isa_flags
+from hwcapdeb.isa_scan import _scan_table, audit, flags_rank, isa_token, producer_isa_flags
 from tests.elfbuild import compile_library
 
 CTZ_CLZ = "int hw_ctz(unsigned x) { return __builtin_ctz(x); }\n" \
@@ -170,3 +171,68 @@ def test_every_system_library_is_free_of_leaks() -> None:
                      for f in result.leaks(0))
     assert files
     assert leaks == []
+
+
+# --- the parallel decoder (hwcapdeb.isa_decode) ------------------------------
+
+
+def _libc_text() -> tuple[list[isa_decode.Section], list[int], int]:
+    facts = read_code((multiarch_dir() / "libc.so.6").resolve())
+    sections = [isa_decode.Section(s.address, s.data) for s in facts.sections]
+    starts = sorted({f.start for f in facts.functions} | set(facts.unwind_starts))
+    return sections, starts, facts.elf_class
+
+
+def test_parallel_scan_is_the_single_decoder_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """libc's code on 2 processes, cut at its function starts, equals one decoder's."""
+    sections, starts, bitness = _libc_text()
+    table = _scan_table("amd64")
+    serial = isa_decode.scan(sections, bitness, table, starts, jobs=1)
+    monkeypatch.setattr(isa_decode, "PARALLEL_MIN_BYTES", 0)
+    roots = starts[::50]
+    parallel = isa_decode.scan(sections, bitness, table, starts, jobs=2, roots=roots)
+    assert serial.hits and serial.legacy_sse  # glibc: AVX2/AVX-512 code, and SSE2
+    assert (parallel.hits, parallel.probes, parallel.legacy_sse) == (
+        serial.hits, serial.probes, serial.legacy_sse)
+    # the workers' entry blocks are the ones the audit decodes lazily
+    assert sorted(parallel.blocks) == sorted(roots)
+    for root in roots[:200]:
+        section = next(s for s in sections if s.address <= root < s.address + len(s.data))
+        after = starts[starts.index(root) + 1] if root != starts[-1] else 2**64
+        end = min(after, section.address + len(section.data))
+        assert parallel.blocks[root] == isa_decode.entry_block(section, root, end, bitness, table)
+
+
+def test_chunks_cut_inside_instructions_resynchronize(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bogus 'function starts' in the middle of instructions: the result does not change."""
+    sections, starts, bitness = _libc_text()
+    table = _scan_table("amd64")
+    serial = isa_decode.scan(sections, bitness, table, starts, jobs=1)
+    # every 40001st byte: nearly always inside an instruction, never a real boundary
+    bogus = sorted({s.address + off for s in sections for off in range(1, len(s.data), 40001)})
+    monkeypatch.setattr(isa_decode, "PARALLEL_MIN_BYTES", 0)
+    parts = isa_decode.chunks(sections, bogus, 32)
+    assert len(parts) >= 8
+    ends = [isa_decode.scan_range(sections[i], lo, hi, bitness, table).end
+            for i, lo, hi in parts[:-1]]
+    # the cuts really fall inside instructions: a chunk's last instruction runs past the next
+    # chunk's start, so the merge decodes that chunk again from where the stream really is
+    assert any(end != nxt[1] for end, part, nxt in zip(ends, parts, parts[1:], strict=True)
+               if part[0] == nxt[0])
+    parallel = isa_decode.scan(sections, bitness, table, bogus, jobs=2)
+    assert (parallel.hits, parallel.probes, parallel.legacy_sse) == (
+        serial.hits, serial.probes, serial.legacy_sse)
+
+
+def test_large_library_audit_is_the_same_on_one_and_two_processes() -> None:
+    """The audit's verdicts do not depend on how many processes decoded the code."""
+    files = sorted(shared_objects(multiarch_dir()), key=lambda p: p.stat().st_size)
+    big = [p for p in files if p.stat().st_size > 2 * isa_decode.PARALLEL_MIN_BYTES]
+    if not big:
+        pytest.skip("no library large enough for the parallel decoder")
+    path = big[len(big) // 2]  # a large one, not the largest: keeps the test short
+    one, two = audit(path, jobs=1), audit(path, jobs=2)
+    assert [(f.name, f.hits, f.entry_end, f.dispatch_reason) for f in one.functions] == \
+        [(f.name, f.hits, f.entry_end, f.dispatch_reason) for f in two.functions]
+    assert one.unconditional == two.unconditional
+    assert [f.reason for f in one.findings(0)] == [f.reason for f in two.findings(0)]

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import Progress as RichProgress
 from rich.progress import SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
+from hwcapdeb.bench_results import bench_setting, write_results
 from hwcapdeb.build import available_builders
 from hwcapdeb.build.dpkg import BuildFailed, host_arch
 from hwcapdeb.buildjob import VARIANT_TESTS, BuildJob, BuildOutcome, parse_progress, run_job
@@ -177,6 +178,14 @@ def _summary(outcome: BuildOutcome, profiles: list[Profile]) -> None:
 @click.option(
     "--keep-work", is_flag=True, help="Keep the converted scratch tree and print its path."
 )
+@click.option(
+    "--bench",
+    "bench_options",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PACKAGE_OPTIONS",
+    help="After the build, save verify's JSON and, if the package has a Bench-Command in this "
+    "deb822 file, bench's JSON beside the .changes (for 'hwcapdeb report').",
+)
 def command(
     source: Path,
     profile_names: tuple[str, ...],
@@ -189,6 +198,7 @@ def command(
     variant_env: tuple[str, ...],
     builder_args: tuple[str, ...],
     keep_work: bool,
+    bench_options: Path | None,
 ) -> None:
     """Convert a copy of SRC_DIR (or FILE.dsc) and build it with one variant per profile.
 
@@ -196,6 +206,8 @@ def command(
     DEB_BUILD_OPTIONS (nocheck skips every test, variants' included).
     """
     profiles = _resolve_profiles(profile_names, host_arch())
+    if bench_options is not None:
+        bench_setting(bench_options, "")  # a missing or misspelt options file fails now, not later
     job = BuildJob(
         source=source,
         profiles=tuple(profiles),
@@ -218,6 +230,9 @@ def command(
     else:
         outcome = _run(job, None)
     _summary(outcome, profiles)
+    if bench_options is not None and outcome.result.changes is not None:
+        for line in write_results(outcome.result.changes, bench_options):
+            click.echo(f"  {line}")
     if outcome.work_dir is not None:
         click.echo(f"  scratch tree kept in {outcome.work_dir}")
 

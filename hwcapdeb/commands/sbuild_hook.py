@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from hwcapdeb.bench_results import write_results
 from hwcapdeb.sbuild_hooks import CampaignOptions, prepare
 
 
@@ -54,3 +55,16 @@ def prepare_command(
             else ""
         )
     )
+
+
+@command.command("results")
+@click.option(
+    "--package-options",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="deb822 file: the package's Bench-Command and Bench-Options.",
+)
+@click.argument("changes", type=click.Path(dir_okay=False, path_type=Path))
+def results_command(package_options: Path | None, changes: Path) -> None:
+    """post-build-commands: save verify's and bench's JSON beside CHANGES for 'hwcapdeb report'."""
+    for line in write_results(changes, package_options):
+        click.echo(f"hwcapdeb: {line}")

@@ -1,0 +1,238 @@
+"""The instruction audit's hot loop: decode code with iced-x86, on every core.
+
+One flag word per iced ``Code`` value (built by :mod:`hwcapdeb.isa_scan`) says
+what an instruction form is to the audit; the loop here touches one attribute
+per instruction (``code``) and keeps the rare instructions whose word is not
+zero.  Decoding is the cost (iced builds one Python object per instruction),
+so a large object's sections are cut into chunks at function starts and the
+chunks decoded by a pool of forked processes, one per core.
+
+A chunk is decoded as its own stream from its first byte.  Function starts are
+instruction boundaries in compiler output, but nothing guarantees it
+(hand-written assembly may put a symbol inside an instruction, or data in
+code): each chunk reports where its last instruction really ends (the one
+crossing the chunk's end is decoded whole), and a chunk whose start is not
+that address is decoded again, from there, in the calling process.  The
+result is therefore the very stream a single decoder over the whole section
+would have produced.
+"""
+
+from __future__ import annotations
+
+import bisect
+import multiprocessing
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+
+from iced_x86 import Code, Decoder
+
+# Flag word of one Code value (see isa_scan._scan_table)
+RANK_MASK = 0x7
+ENDER = 0x8  # ends the straight-line entry block: jcc, jmp, ret, indirect jump
+CALL = 0x10  # direct call: an edge of the call graph
+JUMP = 0x20  # direct jump: a tail call when it leaves the function
+PROBE = 0x40  # cpuid / xgetbv
+LEGACY_SSE = 0x80  # an SSE/SSE2 vector instruction in its legacy (non-VEX) encoding
+
+#: below this much code, one process decodes it all (a pool costs ~10-20 ms to start)
+PARALLEL_MIN_BYTES = 4 << 20
+#: chunks per worker: enough to even out functions of very different densities
+_CHUNKS_PER_JOB = 4
+#: longer than any x86 instruction (15 bytes): decoding a window this long is
+#: the same as decoding with the rest of the section after it
+_WINDOW = 64
+
+
+@dataclass(frozen=True)
+class Section:
+    """The bytes of one executable section and its load address."""
+
+    address: int
+    data: bytes
+
+
+@dataclass
+class Scan:
+    """What the loop keeps of one stream of instructions."""
+
+    hits: list[tuple[int, int]]  # (address, Code) of instructions above the baseline
+    probes: list[int]  # addresses of cpuid/xgetbv
+    legacy_sse: bool  # at least one legacy-encoded SSE/SSE2 vector instruction
+    end: int  # where the stream's last instruction ends
+    #: entry blocks decoded beside the scan: function start -> (block end, call/jump targets)
+    blocks: dict[int, tuple[int, list[int]]] = field(default_factory=dict)
+
+
+def default_jobs() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def scan_range(section: Section, lo: int, hi: int, bitness: int, table: Sequence[int]) -> Scan:
+    """Decode ``section`` from address ``lo`` up to the instruction that crosses ``hi``."""
+    plain = _masks(table)[0]
+    wanted = _masks(table)[1]
+    base = section.address
+    hits: list[tuple[int, int]] = []
+    probes: list[int] = []
+    legacy = False
+    ins = None
+    for ins in Decoder(bitness, section.data[lo - base: hi - base], ip=lo):
+        if wanted[ins.code]:
+            code = ins.code
+            word = table[code]
+            if word & LEGACY_SSE:
+                legacy, wanted = True, plain
+            if word & PROBE:
+                probes.append(ins.ip)
+            if word & RANK_MASK:
+                hits.append((ins.ip, code))
+    if ins is None:
+        return Scan(hits, probes, legacy, lo)
+    end = ins.next_ip
+    section_end = base + len(section.data)
+    if ins.code == Code.INVALID and end >= hi and hi < section_end:
+        # cut by the chunk's end (iced then consumes the rest): decode it whole
+        start = ins.ip
+        window = section.data[start - base: min(section_end, start + _WINDOW) - base]
+        whole = next(iter(Decoder(bitness, window, ip=start)))
+        end = whole.next_ip
+        word = table[whole.code]
+        if word & LEGACY_SSE:
+            legacy = True
+        if word & PROBE:
+            probes.append(start)
+        if word & RANK_MASK:
+            hits.append((start, whole.code))
+    return Scan(hits, probes, legacy, end)
+
+
+def entry_block(section: Section, start: int, end: int, bitness: int,
+                table: Sequence[int]) -> tuple[int, list[int]]:
+    """End of the straight-line block at ``start`` (in ``section``) and its direct targets.
+
+    ``end`` is where the function ends; entry blocks are short: a bounded
+    window, no copy of the whole section.
+    """
+    offset = start - section.address
+    data = section.data[offset: offset + min(end - start, 512)]
+    targets: list[int] = []
+    for ins in Decoder(bitness, data, ip=start):
+        word = table[ins.code]
+        if word & (CALL | JUMP):
+            targets.append(ins.near_branch_target)
+        if word & ENDER:
+            return ins.ip, targets
+    return start + len(data), targets  # no end seen in the window: claim no more
+
+
+_MASK_CACHE: dict[int, tuple[list[int], list[int]]] = {}
+
+
+def _masks(table: Sequence[int]) -> tuple[list[int], list[int]]:
+    """(plain, wanted): the words the loop keeps without and with the legacy-SSE look-out."""
+    key = id(table)
+    if key not in _MASK_CACHE:
+        _MASK_CACHE[key] = ([w & (RANK_MASK | PROBE) for w in table],
+                            [w & (RANK_MASK | PROBE | LEGACY_SSE) for w in table])
+    return _MASK_CACHE[key]
+
+
+def chunks(sections: Sequence[Section], starts: Sequence[int], pieces: int) -> list[tuple[int, int,
+                                                                                          int]]:
+    """(section index, lo, hi) ranges of about equal size, cut at function ``starts``."""
+    total = sum(len(s.data) for s in sections)
+    target = max(total // max(pieces, 1), 1 << 18)
+    result = []
+    for index, section in enumerate(sections):
+        lo, end = section.address, section.address + len(section.data)
+        while lo < end:
+            cut = bisect.bisect_left(starts, lo + target)
+            hi = starts[cut] if cut < len(starts) and starts[cut] < end else end
+            result.append((index, lo, hi))
+            lo = hi
+    return result
+
+
+# The job of the forked workers: set before the pool starts, inherited by fork
+# (the sections' bytes are never pickled).
+_JOB: tuple[Sequence[Section], int, Sequence[int], Sequence[int], Sequence[int]] | None = None
+
+
+def _scan_chunk(index: int, lo: int, hi: int) -> Scan:
+    """One chunk's scan, and the entry blocks of the ``roots`` that start in it."""
+    assert _JOB is not None
+    sections, bitness, table, starts, roots = _JOB
+    section = sections[index]
+    result = scan_range(section, lo, hi, bitness, table)
+    section_end = section.address + len(section.data)
+    for i in range(bisect.bisect_left(roots, lo), bisect.bisect_left(roots, hi)):
+        root = roots[i]
+        after = bisect.bisect_right(starts, root)
+        end = min(starts[after] if after < len(starts) else 2**64, section_end)
+        result.blocks[root] = entry_block(section, root, end, bitness, table)
+    return result
+
+
+def scan(sections: Sequence[Section], bitness: int, table: Sequence[int], starts: Sequence[int],
+         jobs: int | None = None, roots: Sequence[int] = ()) -> Scan:
+    """Decode every section, in parallel when there is enough code and more than one core.
+
+    ``starts`` are sorted function start addresses (where chunks may be cut,
+    and where functions end).  In parallel, the entry blocks of ``roots``
+    (sorted function starts) are decoded by the workers too, into ``blocks``.
+    The result's ``end`` is meaningless for several sections.
+    """
+    jobs = default_jobs() if jobs is None else jobs
+    total = sum(len(s.data) for s in sections)
+    parts: list[tuple[int, int, int]] = []
+    results: list[Scan] = []
+    if jobs > 1 and total >= PARALLEL_MIN_BYTES:
+        parts = chunks(sections, starts, jobs * _CHUNKS_PER_JOB)
+        results = _run_pool(sections, bitness, table, parts, jobs, starts, roots)
+    if not results:  # small, one core, or no pool to be had
+        parts = [(i, s.address, s.address + len(s.data)) for i, s in enumerate(sections)]
+        results = [scan_range(s, lo, hi, bitness, table)
+                   for s, (_, lo, hi) in zip(sections, parts, strict=True)]
+    merged = Scan([], [], False, 0)
+    previous: tuple[int, int] | None = None  # (section index, end) of the last chunk
+    for (index, lo, hi), result in zip(parts, results, strict=True):
+        if previous is not None and previous[0] == index and previous[1] != lo:
+            # the last chunk's final instruction did not end where this chunk starts
+            result = scan_range(sections[index], previous[1], max(hi, previous[1]), bitness,
+                                table)
+        merged.hits.extend(result.hits)
+        merged.probes.extend(result.probes)
+        merged.legacy_sse = merged.legacy_sse or result.legacy_sse
+        merged.end = result.end
+        merged.blocks.update(result.blocks)
+        previous = (index, result.end)
+    return merged
+
+
+def _run_pool(sections: Sequence[Section], bitness: int, table: Sequence[int],
+              parts: list[tuple[int, int, int]], jobs: int, starts: Sequence[int],
+              roots: Sequence[int]) -> list[Scan]:
+    """Each part's scan, by ``jobs`` forked processes; [] when no pool can be had."""
+    global _JOB
+    if multiprocessing.current_process().daemon:
+        return []  # a daemonic worker of someone else's pool may not have children
+    try:
+        context = multiprocessing.get_context("fork")
+    except ValueError:  # no fork on this platform
+        return []
+    _JOB = (sections, bitness, table, starts, roots)
+    try:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(parts)), mp_context=context) as pool:
+            futures = [pool.submit(_scan_chunk, *part) for part in parts]
+            return [f.result() for f in futures]
+    except (OSError, BrokenProcessPool):
+        return []
+    finally:
+        _JOB = None
