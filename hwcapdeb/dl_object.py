@@ -16,7 +16,8 @@ _BYTE_ORDER = {"amd64": 1, "ppc64el": 1, "s390x": 2}
 
 def open_like_loader(path: Path) -> str:
     """What open(2) with O_RDONLY says, as open_path() sees it: "ok", "directory",
-    "denied" (EACCES: skipped), "absent" (ENOENT, ENOTDIR... : the search goes on)."""
+    "fifo" (the loader's blocking open() waits for a writer: it hangs), "denied"
+    (EACCES: skipped), "absent" (ENOENT, ENOTDIR... : the search goes on)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except PermissionError:
@@ -24,7 +25,8 @@ def open_like_loader(path: Path) -> str:
     except OSError as err:
         return "denied" if err.errno == errno.EACCES else "absent"
     try:
-        return "directory" if stat.S_ISDIR(os.fstat(fd).st_mode) else "ok"
+        mode = os.fstat(fd).st_mode
+        return "directory" if stat.S_ISDIR(mode) else "fifo" if stat.S_ISFIFO(mode) else "ok"
     finally:
         os.close(fd)
 

@@ -328,7 +328,14 @@ class _Search:
 
         ``contents`` is the file to read when ``path`` is a link ldconfig would create.
         """
-        opened = open_like_loader(path) if contents is None else None
+        opened = open_like_loader(path if contents is None else contents)
+        if opened == "fifo":
+            # the loader's blocking open() waits for a writer: the program hangs there
+            hang = "a FIFO: the loader's open() blocks until something writes to it"
+            self.step(path, REFUSED, f"{hang} (fatal)")
+            return self.done(None, level, f"{path}: {hang}")
+        if contents is not None and opened != "ok":
+            opened = None  # a link ldconfig would make: its own checks follow
         if opened == "directory":
             # open(2) succeeds on a directory; the loader's read() then fails: fatal
             unreadable = "cannot read file data: Is a directory"
