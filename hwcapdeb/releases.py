@@ -78,7 +78,7 @@ def find_release(name: str) -> Release | None:
 
 
 def known_names() -> str:
-    """'bookworm (oldstable, 12), ...' for messages."""
+    """'NAME (suite, version), ...' for messages."""
     parts = []
     for r in releases():
         extra = [*r.names[1:], *([r.version] if r.version else [])]

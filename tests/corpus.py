@@ -1,7 +1,7 @@
 """Real Debian source packages for integration tests and benchmarks.
 
-``apt-get source --download-only`` fetches bookworm's sources once into a cache
-outside the repository (``$HWCAPDEB_CORPUS_DIR``, default
+``apt-get source --download-only`` fetches the sources of this machine's
+release (its deb-src entry) once into a cache outside the repository (``$HWCAPDEB_CORPUS_DIR``, default
 ``~/.cache/hwcapdeb/corpus``); later runs reuse the cached .dsc.  Needs a
 ``deb-src`` entry (scripts/setup adds one).
 """
