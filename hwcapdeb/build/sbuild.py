@@ -29,9 +29,6 @@ from pathlib import Path
 from debian.deb822 import Changes, Dsc
 
 from hwcapdeb.build import BuildRequest, BuildResult
-from hwcapdeb.build.dpkg import BuildFailed, build_options, host_arch, source_identity, stream
-from hwcapdeb.errors import BuildError, HwcapdebError, InputError, MissingToolError
-from hwcapdeb.releases import host_codename
 from hwcapdeb.build.chroot import (
     _TARBALL_SUFFIXES,
     DEFAULT_MIRROR,
@@ -40,9 +37,12 @@ from hwcapdeb.build.chroot import (
     check_valid_until,
     chroot_mirror,
     chroot_tarball,
-    mmdebstrap_command,
+    mmdebstrap_command,  # noqa: F401 (re-exported: its home was here)
     tarball_command,
 )
+from hwcapdeb.build.dpkg import BuildFailed, build_options, host_arch, source_identity, stream
+from hwcapdeb.errors import BuildError, HwcapdebError, InputError, MissingToolError
+from hwcapdeb.releases import host_codename
 from hwcapdeb.sbuildrc import SbuildSettings, has_verify_hook, perl_string, read_rc, verify_hook
 from hwcapdeb.tools import TOOL_PACKAGES, find_tool, run
 
