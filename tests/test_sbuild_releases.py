@@ -55,7 +55,7 @@ UNSTABLE = "unstable"
 STABLE = (find_release("stable") or find_release(UNSTABLE)).name  # type: ignore[union-attr]
 MULTIARCH = "x86_64-linux-gnu"
 HOST_LOADER = Path("/lib64/ld-linux-x86-64.so.2")
-#: glibc symbol versions bookworm's loader (glibc 2.36) does not have
+#: glibc symbol versions a glibc 2.36 loader (this project's first host) does not have
 NEW_GLIBC = tuple(f"GLIBC_2.{minor}" for minor in range(37, 60))
 
 
