@@ -14,7 +14,8 @@ prints, which turns the Valid-Until check off only on that evidence):
   campaign snippet of ``hwcapdeb sbuild-config --dist unstable --profile ...``,
   and the same in a chroot of the current stable release.
 
-Each run must pass sbuild's post-build ``hwcapdeb verify`` hook; then every
+Each run must pass sbuild's post-build ``hwcapdeb verify`` hook, answered by
+the loader of the release built for (its glibc version in the log); then every
 variant of every library is loaded by the loader of the release it was built
 for (ld.so and libc unpacked from the chroot tarball, run directly on this
 machine) under GLIBC_TUNABLES masks that take the CPU down level by level.
@@ -87,9 +88,17 @@ def release_loader(dist: str, arch: str, root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     subprocess.run(["tar", "-xf", str(tarball), "-C", str(root), *members], check=True)
     loader = root / libdir / "ld-linux-x86-64.so.2"
-    version = subprocess.run([loader, "--version"], capture_output=True, text=True, check=True)
-    assert "ld.so" in version.stdout
+    assert loader_glibc(loader)
     return loader
+
+
+def loader_glibc(loader: Path) -> str:
+    """'2.43' from ``ld.so --version`` ('... stable release version 2.43.')."""
+    first = subprocess.run(
+        [loader, "--version"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()[0]
+    assert first.startswith("ld.so") and " version " in first, first
+    return first.rsplit(" version ", 1)[1].rstrip(".")
 
 
 def _env(mask: str | None) -> dict[str, str]:
@@ -176,11 +185,13 @@ def _debs(out: Path) -> list[Path]:
     return sorted(p for p in out.glob("*.deb") if "-dbgsym_" not in p.name)
 
 
-def _assert_hook_passed(out: Path) -> None:
+def _assert_hook_passed(out: Path, loader: Path) -> None:
+    """sbuild succeeded, its verify hook ran, and the target release's loader answered."""
     log = _log(out)
     assert "Status: successful" in log, log[-3000:]
     hook = _hook_section(log)
     assert "verify --matrix" in hook and "dispatch matrix" in hook
+    assert f"loader: glibc {loader_glibc(loader)} " in hook, hook[:600]
     assert "I: Finished running" in hook
 
 
@@ -190,7 +201,7 @@ def test_example_for_unstable(unstable_loader: Path, builder_config: None, tmp_p
     assert main([*argv, "--dist", UNSTABLE, "--out", str(out)]) == 0
     changes = next(out.glob("vecmath_*.changes")).read_text()
     assert f"Distribution: {UNSTABLE}" in changes
-    _assert_hook_passed(out)
+    _assert_hook_passed(out, unstable_loader)
     assert _hwcaps_links(out, "libvecmath1", "libvecmath.so.1") == list(PROFILES)
     assert_variants_load(unstable_loader, _debs(out), tmp_path / "root")
 
@@ -206,7 +217,7 @@ def test_jansson_needs_unstable_glibc_and_unstable_loads_it(
     out = tmp_path / "out"
     argv = ["build", str(dsc), "--profile", ",".join(PROFILES), "--builder", "sbuild"]
     assert main([*argv, "--dist", UNSTABLE, "--out", str(out)]) == 0
-    _assert_hook_passed(out)
+    _assert_hook_passed(out, unstable_loader)
     libraries = assert_variants_load(unstable_loader, _debs(out), tmp_path / "root")
     for libdir, soname in libraries:
         for variant in [libdir, *(libdir / "glibc-hwcaps" / p for p in PROFILES)]:
@@ -253,7 +264,7 @@ def test_libyaml_converted_inside_sbuild(
     log = _log(out)
     assert proc.returncode == 0, log[-3000:]
     assert "hwcapdeb: converted libyaml_" in log
-    _assert_hook_passed(out)
-    assert _hwcaps_links(out, "libyaml-0-2", "libyaml-0.so.2") == list(PROFILES)
     loader = release_loader(dist, arch, tmp_path_factory.mktemp(f"{dist}-root"))
+    _assert_hook_passed(out, loader)
+    assert _hwcaps_links(out, "libyaml-0-2", "libyaml-0.so.2") == list(PROFILES)
     assert_variants_load(loader, _debs(out), tmp_path / "root")
