@@ -100,7 +100,7 @@ def test_releases_file_matches_its_schema_and_names_are_unique() -> None:
     assert len(names) == len(set(names))
     unstable = find_release("unstable")
     assert unstable is not None and unstable.version is None
-    assert find_release(unstable.codename) == unstable  # sid
+    assert find_release(unstable.codename) == unstable  # its codename
     stable = find_release("stable")
     assert stable is not None and find_release(stable.codename) == stable
     assert find_release("no-such-release") is None

@@ -102,7 +102,7 @@ def check_dist(dist: str, arch: str, cache: Path, mirror: str | None = DEFAULT_M
 
 
 def canonical_dist(dist: str, arch: str, cache: Path) -> str:
-    """The name sbuild and the tarball use for ``dist`` (an alias such as sid -> its release)."""
+    """The name sbuild and the tarball use for ``dist`` (a codename or suite alias: its release)."""
     release = find_release(dist)
     if release is None or chroot_tarball(dist, arch, cache) is not None:
         return dist

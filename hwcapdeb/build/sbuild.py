@@ -269,7 +269,7 @@ class SbuildBuilder:
         chroot = _option_value(extra_args, "-c", "--chroot") or self.chroot
         cache = Path(str(self.preflight_overrides.get("cache", DEFAULT_CACHE)))
         if mode == "unshare" and not chroot:
-            dist = canonical_dist(dist, arch, cache)  # sid -> unstable: the tarball's name
+            dist = canonical_dist(dist, arch, cache)  # an alias -> the tarball's name
         values: dict[str, object] = {
             "dist": dist,
             "arch": arch,
