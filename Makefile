@@ -1,6 +1,6 @@
 # The two entry points the README documents.  Both prepare the machine first
 # (scripts/setup: apt packages, deb-src, .venv), so each works on a fresh
-# Debian 12 machine as root or with sudo.
+# Debian machine (12 or later) as root or with sudo.
 PROFILES ?= x86-64-v2,x86-64-v3,x86-64-v4
 OUT ?= out/example
 PYTEST_ARGS ?=

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Build cost: how much longer a converted package takes to build than the original.
 
-For each source package of the corpus (bookworm sources, fetched once into
-``$HWCAPDEB_CORPUS_DIR`` or ``~/.cache/hwcapdeb/corpus``) this builds, one
+For each source package of the corpus (sources of this machine's release,
+fetched once into ``$HWCAPDEB_CORPUS_DIR`` or ``~/.cache/hwcapdeb/corpus``) this builds, one
 after the other in the same run:
 
 * the original package, unchanged (its own test suite runs, as in Debian);

@@ -1,9 +1,14 @@
 """Real Debian source packages for integration tests and benchmarks.
 
-``apt-get source --download-only`` fetches bookworm's sources once into a cache
-outside the repository (``$HWCAPDEB_CORPUS_DIR``, default
-``~/.cache/hwcapdeb/corpus``); later runs reuse the cached .dsc.  Needs a
-``deb-src`` entry (scripts/setup adds one).
+``apt-get source --download-only`` fetches the sources of this machine's
+release once into a cache outside the repository (``$HWCAPDEB_CORPUS_DIR``,
+default ``~/.cache/hwcapdeb/corpus``); later runs reuse the cached .dsc.
+Needs a ``deb-src`` entry (scripts/setup adds one).
+
+Sources of another release (``fetch(name, dist="unstable")``) come from the
+archive through apt with a private state directory in ``<cache>/<dist>/``
+(the machine's apt configuration is not touched), with Valid-Until checks
+off only when that release's Release file has expired (a snapshot archive).
 """
 
 from __future__ import annotations
@@ -67,15 +72,49 @@ def _cached_dsc(directory: Path, name: str) -> Path | None:
     return max(found)[1] if found else None
 
 
-def fetch(name: str) -> Path:
-    """The .dsc of source package ``name`` in the cache, fetched if not there yet."""
+def _release_apt(directory: Path, dist: str) -> list[str]:
+    """apt-get options reading only ``dist``'s deb-src from the archive, state kept in
+    ``directory/.apt`` (apt-get update runs once; later calls reuse its lists)."""
+    from hwcapdeb.build.chroot import DEFAULT_MIRROR
+    from hwcapdeb.releases import needs_valid_until_off
+
+    state = directory / ".apt"
+    for sub in ("lists/partial", "cache/archives/partial", "parts"):
+        (state / sub).mkdir(parents=True, exist_ok=True)
+    sources = state / "sources.list"
+    keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
+    sources.write_text(f"deb-src [signed-by={keyring}] {DEFAULT_MIRROR} {dist} main\n")
+    options = {
+        "Dir::State::Lists": state / "lists",
+        "Dir::Cache": state / "cache",
+        "Dir::Etc::SourceList": sources,
+        "Dir::Etc::SourceParts": state / "parts",
+        "APT::Sandbox::User": "root" if os.geteuid() == 0 else "",
+    }
+    argv = [f"-o{key}={value}" for key, value in options.items() if value != ""]
+    if needs_valid_until_off(DEFAULT_MIRROR, dist):
+        argv.append("-oAcquire::Check-Valid-Until=false")
+    if not any((state / "lists").glob("*Sources*")):
+        subprocess.run(["apt-get", "update", "-qq", *argv], check=True, capture_output=True)
+    return argv
+
+
+def fetch(name: str, dist: str | None = None) -> Path:
+    """The .dsc of source package ``name`` (of ``dist``, default this machine's release)
+    in the cache, fetched if not there yet."""
     directory = corpus_dir()
+    apt: list[str] = []
+    if dist is not None:
+        directory = directory / dist
+        directory.mkdir(exist_ok=True)
     with _locked(directory):
         dsc = _cached_dsc(directory, name)
         if dsc is not None:
             return dsc
+        if dist is not None:
+            apt = _release_apt(directory, dist)
         result = subprocess.run(
-            ["apt-get", "source", "--download-only", "-qq", name],
+            ["apt-get", *apt, "source", "--download-only", "-qq", name],
             cwd=directory,
             text=True,
             capture_output=True,

@@ -1,4 +1,4 @@
-"""Acceptance: real bookworm source packages, converted, built, loaded by the real loader.
+"""Acceptance: real source packages (this machine's release), converted, built, loaded.
 
 For each package of the corpus: ``apt-get source`` (cached, see tests/corpus.py),
 ``hwcapdeb build`` with x86-64-v2, -v3 and -v4 (dpkg-buildpackage), unpack the

@@ -1,4 +1,4 @@
-"""QA: one real bookworm package beyond the acceptance corpus, end to end.
+"""QA: one real package (this machine's release) beyond the acceptance corpus, end to end.
 
 libogg (autotools + libtool, plain ``dh``, Build-Depends only debhelper) is
 fetched with ``apt-get source``, built by ``hwcapdeb build`` with x86-64-v2,

@@ -24,6 +24,7 @@ from hwcapdeb.build.sbuild import (
 )
 from hwcapdeb.cli import main
 from hwcapdeb.errors import InputError, MissingToolError, UsageError
+from hwcapdeb.releases import host_codename
 from hwcapdeb.sbuild_hooks import (
     APPLY_SCRIPT_TEXT,
     Delta,
@@ -36,6 +37,9 @@ from hwcapdeb.sbuildrc import SbuildSettings, check_rc, read_rc, render
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "vecmath"
+
+#: the release the pre-flight tests name: this machine's own (any known one would do)
+DIST = host_codename()
 
 needs_perl = pytest.mark.skipif(shutil.which("perl") is None, reason="perl not installed")
 
@@ -140,13 +144,13 @@ def test_missing_sbuild_names_the_package(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(MissingToolError, match=r"'sbuild' was not found.*apt-get install sbuild"):
-        preflight(Preflight(dist="bookworm", arch="amd64", path=str(empty), mirror=None))
+        preflight(Preflight(dist=DIST, arch="amd64", path=str(empty), mirror=None))
 
 
 def test_missing_newuidmap_names_uidmap(tmp_path: Path) -> None:
     path = tool_dir(tmp_path, "sbuild", "dpkg-source")
     with pytest.raises(MissingToolError, match="apt-get install uidmap"):
-        preflight(Preflight(dist="bookworm", arch="amd64", path=path, mirror=None))
+        preflight(Preflight(dist=DIST, arch="amd64", path=path, mirror=None))
 
 
 def test_no_subuid_range(tmp_path: Path) -> None:
@@ -155,7 +159,7 @@ def test_no_subuid_range(tmp_path: Path) -> None:
     with pytest.raises(MissingToolError, match=r"no subordinate uid range.*usermod --add-subuids"):
         preflight(
             Preflight(
-                dist="bookworm",
+                dist=DIST,
                 arch="amd64",
                 path=path,
                 user="root",
@@ -180,7 +184,7 @@ def test_missing_tarball_says_how_to_make_it(tmp_path: Path) -> None:
     subuid, subgid = subid_files(tmp_path, "root:100000:65536\n")
     path = tool_dir(tmp_path, "sbuild", "dpkg-source", "newuidmap")
     base = dict(
-        dist="bookworm",
+        dist=DIST,
         arch="amd64",
         user="root",
         subuid=subuid,
@@ -188,27 +192,27 @@ def test_missing_tarball_says_how_to_make_it(tmp_path: Path) -> None:
         cache=tmp_path / "cache",
         mirror=None,
     )
-    with pytest.raises(MissingToolError, match=r"install mmdebstrap.*--variant=buildd .*bookworm"):
+    with pytest.raises(MissingToolError, match=rf"install mmdebstrap.*--variant=buildd .*{DIST}"):
         preflight(Preflight(path=path, **base))  # type: ignore[arg-type]
     with_mmdebstrap = tool_dir(tmp_path, "mmdebstrap")
-    with pytest.raises(MissingToolError, match=r"create it with 'mmdebstrap --variant=buildd"):
+    with pytest.raises(MissingToolError, match=r"create it with: mmdebstrap --variant=buildd"):
         preflight(Preflight(path=with_mmdebstrap, **base))  # type: ignore[arg-type]
     (tmp_path / "cache").mkdir()
-    (tmp_path / "cache" / "bookworm-amd64.tar.zst").write_bytes(b"")
-    assert chroot_tarball("bookworm", "amd64", tmp_path / "cache") is not None
+    (tmp_path / "cache" / f"{DIST}-amd64.tar.zst").write_bytes(b"")
+    assert chroot_tarball(DIST, "amd64", tmp_path / "cache") is not None
     preflight(Preflight(path=with_mmdebstrap, **base))  # type: ignore[arg-type]
 
 
 def test_unreachable_archive() -> None:
     # port 9 (discard) on localhost: nothing listens, the connection is refused at once
     with pytest.raises(MissingToolError, match="cannot reach the Debian archive at http://127"):
-        check_archive("http://127.0.0.1:9/debian", "bookworm", timeout=5)
+        check_archive("http://127.0.0.1:9/debian", DIST, timeout=5)
 
 
 def test_mmdebstrap_command_has_source_lines() -> None:
-    argv = mmdebstrap_command("bookworm", "amd64", Path("/c"))
+    argv = mmdebstrap_command(DIST, "amd64", Path("/c"))
     assert argv[:2] == ["mmdebstrap", "--variant=buildd"]
-    assert "/c/bookworm-amd64.tar.zst" in argv
+    assert f"/c/{DIST}-amd64.tar.zst" in argv
     assert any(a.startswith("deb-src ") for a in argv)
 
 
@@ -216,20 +220,22 @@ def test_builder_argv_defaults_and_user_overrides(tmp_path: Path) -> None:
     from hwcapdeb.build import BuildRequest
 
     builder = SbuildBuilder()
-    pre = Preflight(dist="bookworm", arch="amd64", mirror=None)
+    pre = Preflight(dist=DIST, arch="amd64", mirror=None)
     request = BuildRequest(source=tmp_path, out_dir=tmp_path / "out")
     argv = builder.argv(tmp_path / "x.dsc", request, pre)
-    assert "--chroot-mode=unshare" in argv and "--dist=bookworm" in argv
+    assert "--chroot-mode=unshare" in argv and f"--dist={DIST}" in argv
     assert any(a.startswith("--post-build-commands=") and "%SBUILD_CHANGES" in a for a in argv)
     mine = BuildRequest(
         source=tmp_path,
         out_dir=tmp_path / "out",
-        extra_args=("--chroot-mode=schroot", "-d", "trixie", "--run-lintian"),
+        extra_args=("--chroot-mode=schroot", "-d", "otherdist", "--run-lintian"),
     )
+    pre = builder._preflight(mine.extra_args)
+    assert pre.dist == "otherdist" and pre.chroot_mode == "schroot"
     argv = builder.argv(tmp_path / "x.dsc", mine, pre)
-    assert "--chroot-mode=unshare" not in argv and "--dist=bookworm" not in argv
+    assert "--chroot-mode=unshare" not in argv and f"--dist={DIST}" not in argv
+    assert argv.count("--dist=otherdist") == 1 and "-d" not in argv
     assert "--no-run-lintian" not in argv
-    assert builder._preflight(mine.extra_args).dist == "trixie"
 
 
 # --- the conversion hook, without sbuild -----------------------------------
@@ -412,7 +418,7 @@ def test_user_verify_hook_is_not_added_twice(
     (home / ".sbuildrc").write_text(render(SbuildSettings()))
     assert configured_verify_hook({"HOME": str(home)})
     request = BuildRequest(source=tmp_path, out_dir=tmp_path / "out")
-    pre = Preflight(dist="bookworm", arch="amd64", mirror=None)
+    pre = Preflight(dist=DIST, arch="amd64", mirror=None)
     monkeypatch.setenv("HOME", str(home))
     argv = SbuildBuilder().argv(tmp_path / "x.dsc", request, pre)
     assert not any(a.startswith("--post-build-commands") for a in argv)
@@ -480,16 +486,16 @@ def test_archive_check_uses_the_chroot_tarball_mirror(tmp_path: Path) -> None:
 
     cache = tmp_path / "cache"
     cache.mkdir()
-    sources = b"# made by mmdebstrap\ndeb [arch=amd64] http://127.0.0.1:9/debian bookworm main\n"
-    with tarfile.open(cache / "bookworm-amd64.tar.gz", "w:gz") as tar:
+    sources = f"# mmdebstrap\ndeb [arch=amd64] http://127.0.0.1:9/debian {DIST} main\n".encode()
+    with tarfile.open(cache / f"{DIST}-amd64.tar.gz", "w:gz") as tar:
         info = tarfile.TarInfo("./etc/apt/sources.list")
         info.size = len(sources)
         tar.addfile(info, io.BytesIO(sources))
-    assert chroot_mirror(cache / "bookworm-amd64.tar.gz") == "http://127.0.0.1:9/debian"
+    assert chroot_mirror(cache / f"{DIST}-amd64.tar.gz") == "http://127.0.0.1:9/debian"
     subuid, subgid = subid_files(tmp_path, "root:100000:65536\n")
     path = tool_dir(tmp_path, "sbuild", "dpkg-source", "newuidmap")
     pre = Preflight(
-        dist="bookworm",
+        dist=DIST,
         arch="amd64",
         path=path,
         user="root",

@@ -1,4 +1,4 @@
-"""Real sbuild runs (unshare mode, a bookworm buildd tarball made by mmdebstrap).
+"""Real sbuild runs (unshare mode, a buildd tarball of this machine's release).
 
 - examples/vecmath through ``hwcapdeb build --builder sbuild``;
 - xxhash from the archive, rebuilt by *sbuild alone* with the snippet
@@ -30,22 +30,24 @@ from hwcapdeb.build import BuildRequest
 from hwcapdeb.build.dpkg import BuildFailed, host_arch
 from hwcapdeb.build.sbuild import (
     DEFAULT_CACHE,
+    DEFAULT_MIRROR,
     NEEDED_IDS,
     Preflight,
     SbuildBuilder,
     chroot_tarball,
-    mmdebstrap_command,
     preflight,
     subid_range,
+    tarball_command,
 )
 from hwcapdeb.cli import main
+from hwcapdeb.releases import host_codename
 from tests import corpus
 
 pytestmark = [pytest.mark.slow, pytest.mark.sbuild]
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "vecmath"
-DIST = "bookworm"
+DIST = host_codename()
 PROFILES = "x86-64-v3,x86-64-v4"
 #: xxhash's knob: its x86 dispatcher may be compiled with AVX in the variants
 XXHASH_ENV = "DEB_CPPFLAGS_APPEND=-DXXH_X86DISPATCH_ALLOW_AVX"
@@ -74,8 +76,9 @@ def arch() -> str:
     return host_arch()
 
 
-@pytest.fixture(scope="module")
-def sbuild_ready(arch: str) -> None:
+def ensure_chroot(dist: str, arch: str) -> None:
+    """The ``dist``-``arch`` tarball in sbuild's cache (made once, by the command hwcapdeb
+    prints: the Valid-Until option only if the archive's Release has expired)."""
     for tool in ("sbuild", "mmdebstrap", "newuidmap"):
         assert shutil.which(tool), f"{tool} is not installed: run scripts/setup"
     cache = DEFAULT_CACHE.expanduser()
@@ -84,9 +87,15 @@ def sbuild_ready(arch: str) -> None:
     with (cache / ".hwcapdeb-tests.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         _ensure_subids(pwd.getpwuid(os.getuid()).pw_name)
-        if chroot_tarball(DIST, arch, cache) is None:
-            subprocess.run([*mmdebstrap_command(DIST, arch, cache), "--quiet"], check=True)
-    preflight(Preflight(dist=DIST, arch=arch))
+        if chroot_tarball(dist, arch, cache) is None:
+            command = tarball_command(dist, arch, cache, DEFAULT_MIRROR)
+            subprocess.run([*command, "--quiet"], check=True)
+    preflight(Preflight(dist=dist, arch=arch))
+
+
+@pytest.fixture(scope="module")
+def sbuild_ready(arch: str) -> None:
+    ensure_chroot(DIST, arch)
 
 
 def _tmpfs() -> list[str]:

@@ -29,20 +29,29 @@ from pathlib import Path
 from debian.deb822 import Changes, Dsc
 
 from hwcapdeb.build import BuildRequest, BuildResult
+from hwcapdeb.build.chroot import (
+    _TARBALL_SUFFIXES,
+    DEFAULT_MIRROR,
+    canonical_dist,
+    check_dist,
+    check_valid_until,
+    chroot_mirror,
+    chroot_tarball,
+    mmdebstrap_command,  # noqa: F401 (re-exported: its home was here)
+    tarball_command,
+)
 from hwcapdeb.build.dpkg import BuildFailed, build_options, host_arch, source_identity, stream
 from hwcapdeb.errors import BuildError, HwcapdebError, InputError, MissingToolError
+from hwcapdeb.releases import host_codename
 from hwcapdeb.sbuildrc import SbuildSettings, has_verify_hook, perl_string, read_rc, verify_hook
 from hwcapdeb.tools import TOOL_PACKAGES, find_tool, run
 
 #: sbuild's own place for unshare-mode chroot tarballs (sbuild(1), --chroot-mode=unshare)
 DEFAULT_CACHE = Path("~/.cache/sbuild")
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
 #: Preflight.mirror: take the archive from the chroot tarball
 AUTO = "auto"
 #: an unshare chroot maps 65536 ids (uid 0..65535 inside)
 NEEDED_IDS = 65536
-
-_TARBALL_SUFFIXES = (".tar.zst", ".tar.xz", ".tar.gz", ".tar", ".tar.bz2", ".tar.lz4")
 
 
 def which(program: str, path: str | None) -> str:
@@ -95,48 +104,6 @@ def check_subids(user: str, subuid: Path, subgid: Path) -> None:
             )
 
 
-def chroot_tarball(dist: str, arch: str, cache: Path) -> Path | None:
-    """The tarball sbuild's unshare mode would pick for ``dist``-``arch`` in ``cache``."""
-    base = cache.expanduser()
-    for suffix in _TARBALL_SUFFIXES:
-        candidate = base / f"{dist}-{arch}{suffix}"
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def mmdebstrap_command(
-    dist: str, arch: str, cache: Path, mirror: str = DEFAULT_MIRROR
-) -> list[str]:
-    """The command that creates the chroot tarball (binary and source lines, for sbuild NAME)."""
-    target = cache / f"{dist}-{arch}.tar.zst"
-    return [
-        "mmdebstrap",
-        "--variant=buildd",
-        f"--architectures={arch}",
-        dist,
-        str(target),
-        f"deb {mirror} {dist} main",
-        f"deb-src {mirror} {dist} main",
-    ]
-
-
-def chroot_mirror(tarball: Path) -> str | None:
-    """The first ``deb`` URI of the tarball's /etc/apt/sources.list (None if unreadable)."""
-    # GNU tar detects the compression itself; --occurrence stops at the file
-    # (near the start of an mmdebstrap tarball) instead of reading 150 MB.
-    result = run(["tar", "-xOf", tarball, "--occurrence=1", "./etc/apt/sources.list"], check=False)
-    if result.returncode != 0:
-        return None
-    for line in result.stdout.splitlines():
-        words = line.split()
-        if len(words) >= 2 and words[0] == "deb":
-            uri = next((w for w in words[1:] if not w.startswith("[")), None)
-            if uri and uri.startswith(("http://", "https://")):
-                return uri
-    return None
-
-
 def check_archive(mirror: str, dist: str, *, timeout: float = 10.0) -> None:
     """The archive sbuild installs build-dependencies from answers (its InRelease file)."""
     url = f"{mirror.rstrip('/')}/dists/{dist}/InRelease"
@@ -177,53 +144,44 @@ class Preflight:
 
 def preflight(p: Preflight) -> None:
     """Raise a one-line HwcapdebError for the first thing that would make sbuild fail."""
+    unshare = p.chroot_mode == "unshare"
+    tarball_named = bool(p.chroot) and (
+        "/" in str(p.chroot) or str(p.chroot).endswith(_TARBALL_SUFFIXES)
+    )
+    # the archive to ask: None means no network at all (tests, offline checks)
+    network = None if p.mirror is None else (DEFAULT_MIRROR if p.mirror == AUTO else p.mirror)
+    if unshare and not p.chroot:
+        check_dist(p.dist, p.arch, p.cache, network)
     which("sbuild", p.path)
     which("dpkg-source", p.path)
-    if p.chroot_mode == "unshare":
+    tarball: Path | None = None
+    if unshare:
         which("newuidmap", p.path)
         check_subids(p.user, p.subuid, p.subgid)
-        if p.chroot and ("/" in p.chroot or p.chroot.endswith(_TARBALL_SUFFIXES)):
-            if not Path(p.chroot).expanduser().is_file():
+        if p.chroot and tarball_named:
+            tarball = Path(p.chroot).expanduser()
+            if not tarball.is_file():
+                argv = tarball_command(p.dist, p.arch, tarball.parent, network)
                 raise InputError(
                     f"chroot tarball {p.chroot} does not exist",
-                    hint="create it with '"
-                    + shlex.join(mmdebstrap_command(p.dist, p.arch, Path(p.chroot).parent))
-                    + "'",
+                    hint=f"create it with: {shlex.join(argv)}",
                 )
-        elif (
-            p.need_tarball and p.chroot is None and chroot_tarball(p.dist, p.arch, p.cache) is None
-        ):
-            mirror = p.mirror if p.mirror not in (None, AUTO) else DEFAULT_MIRROR
-            command = shlex.join(mmdebstrap_command(p.dist, p.arch, p.cache, mirror))
-            raise MissingToolError(
-                f"no {p.dist}-{p.arch} chroot tarball in {p.cache}",
-                hint=f"create it with '{command}'"
-                if shutil.which("mmdebstrap", path=p.path)
-                else f"install mmdebstrap ('apt-get install mmdebstrap'), then run '{command}'",
-            )
-    if p.mirror == AUTO:
-        tarball = None
-        if p.chroot_mode == "unshare":
-            tarball = (
-                Path(p.chroot).expanduser()
-                if p.chroot and Path(p.chroot).expanduser().is_file()
-                else chroot_tarball(p.dist, p.arch, p.cache)
-            )
-        check_archive((tarball and chroot_mirror(tarball)) or DEFAULT_MIRROR, p.dist)
-    elif p.mirror:
-        check_archive(p.mirror, p.dist)
-
-
-def _host_codename() -> str:
-    """This machine's release codename: the default chroot builds for the system it runs on."""
-    try:
-        for line in Path("/etc/os-release").read_text(encoding="utf-8").splitlines():
-            key, _, value = line.partition("=")
-            if key == "VERSION_CODENAME" and value.strip('"'):
-                return value.strip('"')
-    except OSError:
-        pass
-    return "unstable"
+        elif p.chroot is None:
+            tarball = chroot_tarball(p.dist, p.arch, p.cache)
+            if tarball is None and p.need_tarball:
+                command = shlex.join(tarball_command(p.dist, p.arch, p.cache, network))
+                raise MissingToolError(
+                    f"no {p.dist}-{p.arch} chroot tarball in {p.cache}",
+                    hint=f"create it with: {command}"
+                    if shutil.which("mmdebstrap", path=p.path)
+                    else f"install mmdebstrap ('apt-get install mmdebstrap'), then run: {command}",
+                )
+    if network is None:
+        return
+    mirror = (tarball and chroot_mirror(tarball)) if p.mirror == AUTO else p.mirror
+    check_archive(mirror or DEFAULT_MIRROR, p.dist)
+    if tarball is not None:
+        check_valid_until(tarball, mirror or DEFAULT_MIRROR, p.dist, p.arch)
 
 
 def _has_option(args: Sequence[str], *names: str) -> bool:
@@ -238,6 +196,20 @@ def _option_value(args: Sequence[str], *names: str) -> str | None:
             if a == n and i + 1 < len(args):
                 return args[i + 1]
     return None
+
+
+def _without_option(args: Sequence[str], *names: str) -> list[str]:
+    """``args`` less every ``NAME VALUE`` and ``NAME=VALUE`` of ``names``."""
+    kept: list[str] = []
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+        elif a in names:
+            skip = True
+        elif not any(a.startswith(n + "=") for n in names):
+            kept.append(a)
+    return kept
 
 
 def make_dsc(tree: Path, work: Path) -> Path:
@@ -291,10 +263,13 @@ class SbuildBuilder:
         self.settings = settings or SbuildSettings(chroot_mode=chroot_mode, verify=verify)
 
     def _preflight(self, extra_args: Sequence[str] = ()) -> Preflight:
-        dist = _option_value(extra_args, "-d", "--dist") or self.dist or _host_codename()
+        dist = _option_value(extra_args, "-d", "--dist") or self.dist or host_codename()
         arch = _option_value(extra_args, "--arch", "--host") or host_arch()
         mode = _option_value(extra_args, "--chroot-mode") or self.chroot_mode
         chroot = _option_value(extra_args, "-c", "--chroot") or self.chroot
+        cache = Path(str(self.preflight_overrides.get("cache", DEFAULT_CACHE)))
+        if mode == "unshare" and not chroot:
+            dist = canonical_dist(dist, arch, cache)  # an alias -> the tarball's name
         values: dict[str, object] = {
             "dist": dist,
             "arch": arch,
@@ -318,8 +293,8 @@ class SbuildBuilder:
             argv.append("--verbose")  # the log on stdout too, for the progress display
         if not _has_option(args, "--chroot-mode"):
             argv.append(f"--chroot-mode={pre.chroot_mode}")
-        if not _has_option(args, "-d", "--dist"):
-            argv.append(f"--dist={pre.dist}")
+        args = _without_option(args, "-d", "--dist")  # pre.dist: the user's, resolved
+        argv.append(f"--dist={pre.dist}")
         if not _has_option(args, "-c", "--chroot") and pre.chroot:
             argv.append(f"--chroot={pre.chroot}")
         if not _has_option(args, "--arch", "--host"):

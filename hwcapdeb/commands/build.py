@@ -12,7 +12,9 @@ from rich.progress import SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from hwcapdeb.bench_results import bench_setting, write_results
 from hwcapdeb.build import available_builders
+from hwcapdeb.build.chroot import check_dist
 from hwcapdeb.build.dpkg import BuildFailed, host_arch
+from hwcapdeb.build.sbuild import DEFAULT_CACHE
 from hwcapdeb.buildjob import VARIANT_TESTS, BuildJob, BuildOutcome, parse_progress, run_job
 from hwcapdeb.errors import UsageError
 from hwcapdeb.profiles import BASELINE, Profile, ProfileRegistry, check_profile
@@ -147,6 +149,12 @@ def _summary(outcome: BuildOutcome, profiles: list[Profile]) -> None:
     help="How to build: dpkg-buildpackage here, or sbuild in a clean chroot.",
 )
 @click.option(
+    "--dist",
+    metavar="RELEASE",
+    help="With --builder sbuild: the Debian release to build for, e.g. unstable (default: "
+    "this machine's); its chroot tarball is ~/.cache/sbuild/RELEASE-ARCH.tar.zst.",
+)
+@click.option(
     "--layout",
     type=click.Choice(("inline", "split")),
     default="inline",
@@ -193,6 +201,7 @@ def command(
     jobs: int,
     variant_tests: str,
     builder: str,
+    dist: str | None,
     layout: str,
     variant_make_vars: tuple[str, ...],
     variant_env: tuple[str, ...],
@@ -208,6 +217,8 @@ def command(
     profiles = _resolve_profiles(profile_names, host_arch())
     if bench_options is not None:
         bench_setting(bench_options, "")  # a missing or misspelt options file fails now, not later
+    if dist is not None:
+        builder_args = (*_dist_args(dist, builder, builder_args), *builder_args)
     job = BuildJob(
         source=source,
         profiles=tuple(profiles),
@@ -235,6 +246,29 @@ def command(
             click.echo(f"  {line}")
     if outcome.work_dir is not None:
         click.echo(f"  scratch tree kept in {outcome.work_dir}")
+
+
+def _dist_args(dist: str, builder: str, builder_args: tuple[str, ...]) -> tuple[str, ...]:
+    """--dist as the sbuild argument it is (the builder resolves and checks the name)."""
+    if builder != "sbuild":
+        raise UsageError(
+            f"--dist {dist} chooses the sbuild chroot, but the builder is {builder} "
+            "(it builds for this machine's release)",
+            hint="add --builder sbuild",
+        )
+    given = [a for a in builder_args if a in ("-d", "--dist") or a.startswith("--dist=")]
+    if given:
+        raise UsageError(
+            f"--dist {dist} and --sbuild-arg={given[0]} both name the distribution",
+            hint="give one of them",
+        )
+    own_chroot = any(
+        a in ("-c", "--chroot") or a.startswith(("--chroot=", "--chroot-mode="))
+        for a in builder_args
+    )
+    if not own_chroot:  # an unknown name fails now, before any conversion work
+        check_dist(dist, host_arch(), DEFAULT_CACHE)
+    return (f"--dist={dist}",)
 
 
 def _run(job: BuildJob, display: VariantDisplay | None) -> BuildOutcome:

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import click
 
+from hwcapdeb.build.chroot import canonical_dist, check_dist
 from hwcapdeb.build.dpkg import host_arch
-from hwcapdeb.build.sbuild import AUTO, Preflight, _host_codename, preflight
+from hwcapdeb.build.sbuild import AUTO, DEFAULT_CACHE, DEFAULT_MIRROR, Preflight, preflight
 from hwcapdeb.errors import HwcapdebError, UsageError
 from hwcapdeb.profiles import ProfileRegistry
+from hwcapdeb.releases import host_codename
 from hwcapdeb.sbuildrc import RcFinding, SbuildSettings, check_rc, read_rc, render
 
 
@@ -20,7 +22,12 @@ from hwcapdeb.sbuildrc import RcFinding, SbuildSettings, check_rc, read_rc, rend
     multiple=True,
     help="Convert every package sbuild builds with these profiles (rebuild campaign).",
 )
-@click.option("--dist", help="Distribution to build for (default: the changelog's).")
+@click.option(
+    "--dist",
+    metavar="RELEASE",
+    help="Debian release to build for, e.g. unstable (default: the changelog's; "
+    "--check: this machine's).",
+)
 @click.option(
     "--chroot-mode",
     default="unshare",
@@ -107,6 +114,9 @@ def command(
             "conversion options",
             hint="give --profile too (they configure the convert hook)",
         )
+    if dist is not None and chroot_mode == "unshare":
+        check_dist(dist, host_arch(), DEFAULT_CACHE, DEFAULT_MIRROR if mirror == AUTO else mirror)
+        dist = canonical_dist(dist, host_arch(), DEFAULT_CACHE)
     settings = SbuildSettings(
         chroot_mode=chroot_mode,
         distribution=dist,
@@ -126,7 +136,7 @@ def command(
     try:
         preflight(
             Preflight(
-                dist=dist or _host_codename(),
+                dist=dist or host_codename(),
                 arch=host_arch(),
                 chroot_mode=chroot_mode,
                 mirror=mirror,
