@@ -205,7 +205,7 @@ run_variant() {
 		perl5lib=${PERL5LIB:-}
 		addons=${DH_EXTRA_ADDONS:-}
 	fi
-	goal=$2
+	goal=$2 build_options=$3 build_profiles=$4
 	(cd "$1" &&
 		eval "set -- $VARIANT_ENV \${MAKE:-make} -f debian/rules \"\$goal\" $VARIANT_MAKE_VARS" &&
 		exec env -u CFLAGS -u CXXFLAGS -u CPPFLAGS -u LDFLAGS -u FFLAGS \
@@ -220,8 +220,8 @@ run_variant() {
 		DEB_FFLAGS_APPEND="${DEB_FFLAGS_APPEND:+$DEB_FFLAGS_APPEND }$cflags" \
 		DEB_FCFLAGS_APPEND="${DEB_FCFLAGS_APPEND:+$DEB_FCFLAGS_APPEND }$cflags" \
 		DEB_LDFLAGS_APPEND="${DEB_LDFLAGS_APPEND:+$DEB_LDFLAGS_APPEND }$ldflags" \
-		DEB_BUILD_OPTIONS="$3" \
-		DEB_BUILD_PROFILES="$4" \
+		DEB_BUILD_OPTIONS="$build_options" \
+		DEB_BUILD_PROFILES="$build_profiles" \
 		CONFIG_SITE="${CONFIG_SITE:-${savers:+$SAVER_SITE}}" \
 		"$@") >"$5" 2>&1
 }

@@ -92,7 +92,8 @@ def build(
 
 
 def convert(tree: Path, *args: str) -> None:
-    assert main(["convert", str(tree), *args]) == 0
+    mode = [] if "--mode" in args else ["--mode", "embed"]
+    assert main(["convert", str(tree), *args, *mode]) == 0
 
 
 def copy_example(base: Path, name: str) -> Path:
