@@ -5,7 +5,7 @@ PROFILES ?= x86-64-v2,x86-64-v3,x86-64-v4
 OUT ?= out/example
 PYTEST_ARGS ?=
 
-.PHONY: setup example test lint bench
+.PHONY: setup example test lint bench deb
 
 setup:
 	./scripts/setup
@@ -22,3 +22,8 @@ test: setup
 lint: setup
 	.venv/bin/ruff check hwcapdeb tests benchmarks
 	.venv/bin/mypy
+
+# The project's own .debs (dh-hwcaps: the debhelper addon dh-sequence-hwcaps),
+# built with dpkg-buildpackage into out/deb/, lintian-checked.
+deb:
+	./scripts/build-deb out/deb
