@@ -84,6 +84,9 @@ class BuildJob:
     layout: str = "inline"  # hwcapdeb convert --layout
     variant_make_vars: tuple[str, ...] = ()  # hwcapdeb convert --variant-make-var
     variant_env: tuple[str, ...] = ()  # hwcapdeb convert --variant-env
+    #: hwcapdeb convert --mode: embed, addon (needs dh-hwcaps: installed on the
+    #: host for dpkg, --extra-package for sbuild), None: addon for dh rules
+    mode: str | None = "embed"
     keep_work: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
     extra_args: tuple[str, ...] = ()  # given to the builder program as they are
@@ -202,13 +205,32 @@ def convert_tree(tree: Path, job: BuildJob) -> None:
         layout=job.layout,
         variant_make_vars=job.variant_make_vars,
         variant_env=job.variant_env,
+        mode=job.mode,
     )
     convert(tree, options)
+
+
+def addon_converted(tree: Path) -> bool:
+    """Did the conversion take addon mode (debian/hwcaps, no embedded machinery)?"""
+    return (tree / "debian" / "hwcaps").is_file() and not (tree / "debian" / "hwcapdeb").exists()
+
+
+def dh_hwcaps_args(builder: str) -> tuple[str, ...]:
+    """What an addon-mode build needs of dh-hwcaps: installed here (dpkg) or given to sbuild."""
+    from hwcapdeb.build import dh_hwcaps
+
+    deb = dh_hwcaps.find_deb()
+    if builder == "sbuild":
+        return (f"--extra-package={deb}",)
+    dh_hwcaps.ensure_installed(deb)
+    return ()
 
 
 #: where the generated rules keep one log per variant (debian/hwcapdeb/logs/<level>.log),
 #: and <level>.log.1 for the first attempt of a variant built twice
 VARIANT_LOG_DIR = Path("debian") / "hwcapdeb" / "logs"
+#: the same in addon mode (dh-hwcaps)
+ADDON_VARIANT_LOG_DIR = Path("debian") / ".hwcaps" / "logs"
 #: suffix of the first attempt's key in :func:`variant_logs`
 FIRST_ATTEMPT = ".first-attempt"
 
@@ -220,6 +242,8 @@ def variant_logs(tree: Path) -> dict[str, Path]:
     ``<variant>.first-attempt``: the log that says why the first build failed.
     """
     directory = tree / VARIANT_LOG_DIR
+    if not directory.is_dir():
+        directory = tree / ADDON_VARIANT_LOG_DIR
     if not directory.is_dir():
         return {}
     logs = {path.stem: path for path in sorted(directory.glob("*.log"))}
@@ -259,8 +283,11 @@ def run_job(job: BuildJob, *, on_line: Callable[[str], None] | None = None) -> B
     try:
         tree = scratch_tree(source.resolve(), work)
         name, version = source_identity(tree)
+        extra_args = job.extra_args
         if job.convert:
             convert_tree(tree, job)
+            if addon_converted(tree):
+                extra_args = (*dh_hwcaps_args(builder.name), *extra_args)
         env = {"HWCAPDEB_VARIANT_TESTS": job.variant_tests, **job.extra_env}
         request = BuildRequest(
             source=tree,
@@ -268,7 +295,7 @@ def run_job(job: BuildJob, *, on_line: Callable[[str], None] | None = None) -> B
             jobs=job.jobs,
             nocheck=job.nocheck,
             env=env,
-            extra_args=job.extra_args,
+            extra_args=extra_args,
             on_line=on_line,
         )
         started = time.monotonic()

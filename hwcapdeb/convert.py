@@ -418,7 +418,9 @@ def plan_conversion(root: Path, options: ConvertOptions) -> Plan:
     if mode == "addon":
         from hwcapdeb import convert_addon
 
-        addon_files = convert_addon.plan_files(root, options, source, profiles, arch_name, libraries)
+        addon_files = convert_addon.plan_files(
+            root, options, source, profiles, arch_name, libraries
+        )
         return Plan(root=root, files=dict(sorted(addon_files.items())))
     levels = [p.level.name for p in profiles]
     split = []
