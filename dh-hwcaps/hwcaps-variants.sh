@@ -27,7 +27,9 @@
 #     baseline's dh_auto_test (dh_hwcaps_build).
 set -e
 
-HERE=$(cd "$(dirname "$0")" && pwd)
+# where hwcaps-config and architectures are (HWCAPS_DATADIR: tests, which
+# source this file with HWCAPS_LIB_ONLY=1 to call its functions)
+HERE=${HWCAPS_DATADIR:-$(cd "$(dirname "$0")" && pwd)}
 MODE=${HWCAPS_MODE:-embed}
 case "$MODE" in
 addon)
@@ -701,6 +703,7 @@ cmd_check() {
 	:
 }
 
+[ -z "${HWCAPS_LIB_ONLY:-}" ] || return 0
 step=${1:-}
 [ $# -eq 0 ] || shift
 case "$step" in
