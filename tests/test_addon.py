@@ -481,3 +481,33 @@ def test_control_edit_is_exactly_reversible() -> None:
         assert addon.has_build_dependency(added) and not addon.has_build_dependency(text)
         assert addon.remove_build_dependency(added) == text
         assert addon.add_build_dependency(added) == added
+
+
+# --- the sbuild campaign ----------------------------------------------------
+
+
+def test_campaign_in_addon_mode_sends_dh_hwcaps_into_the_chroot(tmp_path: Path) -> None:
+    from hwcapdeb.profiles import ProfileRegistry
+    from hwcapdeb.sbuild_hooks import APPLY_SCRIPT_TEXT, CampaignOptions, prepare_files
+
+    work = tmp_path / "src"
+    work.mkdir()
+    shutil.copytree(EXAMPLE, work / "vecmath")
+    subprocess.run(["dpkg-source", "-b", "vecmath"], cwd=work, check=True, capture_output=True)
+    (dsc,) = work.glob("*.dsc")
+    deb = tmp_path / "dh-hwcaps_0_all.deb"
+    deb.write_bytes(b"a .deb")
+    profiles = ProfileRegistry().resolve_many(["x86-64-v3"], "amd64")
+    scratch = tmp_path / "work"
+    scratch.mkdir()
+    options = CampaignOptions(mode="addon", dh_hwcaps_deb=deb)
+    prepared = prepare_files(dsc, profiles, scratch, options)
+    assert sorted(prepared.delta.changed) == ["debian/control", "debian/hwcaps"]
+    assert prepared.files["dh-hwcaps.deb"] == b"a .deb"
+    assert prepared.build_depends == ()  # dh-hwcaps provides dh-sequence-hwcaps
+    assert 'apt-get install -y --no-install-recommends \\\n    "$state/dh-hwcaps.deb"' in (
+        APPLY_SCRIPT_TEXT
+    )
+    # the snippet passes the mode to the hook
+    code = main(["sbuild-config", "--profile", "x86-64-v3", "--mode", "addon"])
+    assert code == 0
