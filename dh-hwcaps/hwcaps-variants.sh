@@ -97,13 +97,55 @@ uses_dh_sequencer() {
 	grep -Eq '^[[:space:]]+dh[[:space:]]' "$RULES_FILE"
 }
 
+# The variants' trees, logs and stamps (the test lock) change while they
+# build.  In embed mode they build beside the baseline build, whose tree
+# walkers (dh_autoreconf's find and md5sum, test discovery, the maintainer's
+# own) must not see files of them appear and vanish: they live in a directory
+# beside the source tree (where dpkg-buildpackage writes the .debs), reached
+# through symbolic links, which those walkers do not follow.  Where that
+# directory cannot be made, and in addon mode (whose variants build after the
+# baseline's build steps), they live in the tree.
+STATE_LINKS="$BUILD_ROOT $DIR/logs $DIR/stamps"
+
+make_state_dirs() {
+	remove_state_dirs
+	mkdir -p "$DIR"
+	outside=
+	if [ "$MODE" = embed ]; then
+		outside=$(mktemp -d "$(cd .. && pwd)/.hwcapdeb-$(basename "$(pwd)").XXXXXX" 2>/dev/null) || outside=
+	fi
+	if [ -z "$outside" ]; then
+		mkdir -p "$BUILD_ROOT" "$DIR/logs" "$DIR/stamps"
+		return 0
+	fi
+	pwd >"$outside/owner"
+	mkdir "$outside/build" "$outside/logs" "$outside/stamps"
+	ln -s "$outside/build" "$BUILD_ROOT"
+	ln -s "$outside/logs" "$DIR/logs"
+	ln -s "$outside/stamps" "$DIR/stamps"
+}
+
+remove_state_dirs() {  # the directories beside the tree only if this tree made them
+	for link in $STATE_LINKS; do
+		if [ -L "$link" ]; then
+			outside=$(readlink "$link")
+			outside=${outside%/*}
+			if [ "$(cat "$outside/owner" 2>/dev/null)" = "$(pwd)" ]; then
+				rm -rf "$outside"
+			fi
+			rm -f "$link"
+		else
+			rm -rf "$link"
+		fi
+	done
+}
+
 cmd_snapshot() {
 	# The pristine tree (dpkg-buildpackage has just run clean), taken before the
 	# baseline build writes into it; .pc stays so quilt-using rules see their
 	# patches as applied.
 	[ -f "$DIR/stamps/snapshot" ] && return 0
-	rm -rf "$BUILD_ROOT" "$DIR/logs"
-	mkdir -p "$BUILD_ROOT" "$DIR/stamps"
+	make_state_dirs
 	tar --create --file "$BUILD_ROOT/pristine.tar" --exclude=./.git \
 		--exclude="./$BUILD_ROOT" --exclude="./$DIR/logs" --exclude="./$DIR/stamps" \
 		--exclude="./$DIR/bin" .
@@ -529,7 +571,7 @@ check_variant_file() {  # check_variant_file FILE LEVEL SONAME BASELINE-FILE
 	fi
 	paths=$(LC_ALL=C readelf -d -W "$1" | sed -n 's/.*(\(RPATH\|RUNPATH\)).*\[\(.*\)\]$/\2/p')
 	case "$paths" in
-	*/"$BUILD_ROOT"/*) die "$2: $3 was taken from $1, whose run path '$paths' points into the build tree" ;;
+	*/"$BUILD_ROOT"/* | "$(cd "$BUILD_ROOT" && pwd -P)"/*) die "$2: $3 was taken from $1, whose run path '$paths' points into the build tree" ;;
 	esac
 	if [ "$ISA_MARKER" = x86 ] && ! LC_ALL=C readelf -n -W "$1" | grep -Eq "x86 ISA needed:.*\\b$2\\b"; then
 		die "$2: $1 ($3) has no $2 ISA marker: the build did not use the level's flags (does debian/rules honour dpkg-buildflags?)"
@@ -659,7 +701,8 @@ cmd_clean() {
 	if [ "$MODE" = addon ]; then
 		rm -rf "$DIR"
 	else
-		rm -rf "${BUILD_ROOT:?}" "${DIR:?}/logs" "${DIR:?}/stamps" "${DIR:?}/bin"
+		remove_state_dirs
+		rm -rf "${DIR:?}/bin"
 	fi
 }
 
