@@ -105,11 +105,23 @@ class BuildOutcome:
 
 
 class VariantBuildFailed(BuildFailed):
-    """The build failed; ``variant`` names the variant whose step was running."""
+    """The build failed; ``variant`` names the variant whose step was running.
+
+    The message names the step that failed and quotes its first error line, from
+    the variant's own log if it has one, else from the whole build's log: a
+    variant that was only building when the baseline failed (its log ends well)
+    is named, but the error quoted and the log shown are the build's.
+    """
 
     def __init__(self, cause: BuildFailed, *, variant: str | None, variant_log: Path | None):
         where = f"variant {variant}" if variant else "the build"
+        own = failure_point(variant_log) if variant_log else (None, None)
+        if variant_log and own[1] is None:
+            variant_log = None  # its log shows no error: the build's log has it
+        step, line = own if own[1] else failure_point(cause.log)
         message = f"{where} failed: {cause.message}"
+        if line:
+            message += f"; {'at ' + step + ': ' if step else ''}{line}"
         log = variant_log or cause.log
         hint = cause.hint
         if variant_log:
@@ -117,6 +129,33 @@ class VariantBuildFailed(BuildFailed):
         super().__init__(message, log=log, tail=_tail_of(log) or cause.tail, hint=hint)
         self.variant = variant
         self.build_log = cause.log
+
+
+#: a step of a build log: a debhelper command or a debian/rules target dh runs
+_STEP = re.compile(r"^\s*(dh_[a-z_]+|debian/rules [\w.-]+|dh [\w-]+)(\s|$)")
+#: an error line: "...: error: ...", "No such file or directory", make's "***"
+_ERROR = re.compile(
+    r"(^|[\s:])(error|Error|ERROR):|No such file or directory|^make(\[\d+\])?: \*\*\*"
+)
+
+
+def failure_point(log: Path | None) -> tuple[str | None, str | None]:
+    """(step, line): the first error line of ``log`` and the step that was running."""
+    if log is None:
+        return None, None
+    step = None
+    try:
+        with log.open(encoding="utf-8", errors="replace") as fh:
+            for raw in fh:
+                line = raw.rstrip("\n")
+                match = _STEP.match(line)
+                if match:
+                    step = match.group(1)
+                elif _ERROR.search(line):
+                    return step, line.strip()[:300]
+    except OSError:
+        pass
+    return None, None
 
 
 def _tail_of(path: Path, count: int = 25) -> list[str]:

@@ -511,3 +511,39 @@ def test_campaign_in_addon_mode_sends_dh_hwcaps_into_the_chroot(tmp_path: Path) 
     # the snippet passes the mode to the hook
     code = main(["sbuild-config", "--profile", "x86-64-v3", "--mode", "addon"])
     assert code == 0
+
+
+# --- failure messages (issue 12) ----------------------------------------------
+
+
+def test_failure_names_the_step_and_quotes_its_own_error_line(tmp_path: Path) -> None:
+    """The variant was building when the baseline's dh_autoreconf failed: the message
+    quotes the build log's error, not the variant's log, which ends well."""
+    from hwcapdeb.build.dpkg import BuildFailed
+    from hwcapdeb.buildjob import VariantBuildFailed, failed_variant
+
+    build_log = tmp_path / "pkg_1_amd64.build"
+    build_log.write_text(
+        " debian/rules binary\n"
+        "hwcapdeb: x86-64-v3: build started (debian/rules install-arch, log ...)\n"
+        "   dh_autoreconf\n"
+        "find: './debian/hwcapdeb/.build/prepared/src/x.c': No such file or directory\n"
+        "dh_autoreconf: error: find ! -ipath ./debian/* returned exit code 1\n"
+        "make: *** [debian/rules:10: binary] Error 25\n"
+    )
+    variant_log = tmp_path / "x86-64-v3.log"
+    variant_log.write_text("   dh_auto_build\n\tmake -j1\nmake[1]: Leaving directory '/x'\n")
+    variant = failed_variant(build_log, ["x86-64-v3"])
+    assert variant == "x86-64-v3"  # it was running
+    cause = BuildFailed("dpkg-buildpackage exited with status 2", log=build_log, tail=[])
+    err = VariantBuildFailed(cause, variant=variant, variant_log=variant_log)
+    assert "at dh_autoreconf: find: './debian/hwcapdeb/.build/prepared/src/x.c': No such" in str(
+        err
+    )
+    assert err.log == build_log  # the log shown is the one with the error
+    assert "\n" not in str(err)
+    # a variant whose own log has the error: that line, from its log
+    variant_log.write_text("   dh_auto_build\nsrc/a.c:3:1: error: unknown type name 'x'\n")
+    err = VariantBuildFailed(cause, variant=variant, variant_log=variant_log)
+    assert "at dh_auto_build: src/a.c:3:1: error: unknown type name 'x'" in str(err)
+    assert err.log == variant_log
