@@ -569,10 +569,6 @@ check_variant_file() {  # check_variant_file FILE LEVEL SONAME BASELINE-FILE
 	if [ -n "$missing" ]; then
 		die "$2: $1 ($3) lacks symbols the baseline exports: ${missing% }: the variant build changed the ABI"
 	fi
-	paths=$(LC_ALL=C readelf -d -W "$1" | sed -n 's/.*(\(RPATH\|RUNPATH\)).*\[\(.*\)\]$/\2/p')
-	case "$paths" in
-	*/"$BUILD_ROOT"/* | "$(cd "$BUILD_ROOT" && pwd -P)"/*) die "$2: $3 was taken from $1, whose run path '$paths' points into the build tree" ;;
-	esac
 	if [ "$ISA_MARKER" = x86 ] && ! LC_ALL=C readelf -n -W "$1" | grep -Eq "x86 ISA needed:.*\\b$2\\b"; then
 		die "$2: $1 ($3) has no $2 ISA marker: the build did not use the level's flags (does debian/rules honour dpkg-buildflags?)"
 	fi
@@ -583,6 +579,25 @@ check_variant_file() {  # check_variant_file FILE LEVEL SONAME BASELINE-FILE
 			fi
 		done
 	fi
+}
+
+# drop_build_runpath FILE LEVEL SONAME SRC: FILE (the installed copy of SRC)
+# without the run path an uninstalled libtool tree gives it (libtool relinks
+# only at install time, which rules without dh may never run for a variant):
+# hwcaps-runpath drops a DT_RUNPATH/DT_RPATH whose entries all point into the
+# build trees (or are system directories); the loader then finds the
+# package's other libraries as for the baseline, glibc-hwcaps included.
+drop_build_runpath() {
+	real=$(cd "$BUILD_ROOT" && pwd -P)
+	triplet=${DEB_HOST_MULTIARCH:-$(dpkg-architecture -qDEB_HOST_MULTIARCH)}
+	if ! said=$(perl "$HERE/hwcaps-runpath" "$1" "$triplet" "$real" "$(pwd)/$BUILD_ROOT"); then
+		die "$2: $3 was taken from $4: ${said#hwcaps-runpath: }"
+	fi
+	[ -z "$said" ] || say "$2: $3: $said"
+	paths=$(LC_ALL=C readelf -d -W "$1" | sed -n 's/.*(\(RPATH\|RUNPATH\)).*\[\(.*\)\]$/\2/p')
+	case "$paths" in
+	*/"$BUILD_ROOT"/* | "$real"/*) die "$2: $3 was taken from $4, whose run path '$paths' points into the build tree" ;;
+	esac
 }
 
 # runtime_aliases FILE SONAME: the other names the baseline's package gives
@@ -626,6 +641,7 @@ install_package() {
 			dest="debian/$target/${rel%/*}/glibc-hwcaps/$level"
 			install -d "$dest"
 			install -m 644 "$src" "$dest/${rel##*/}"
+			drop_build_runpath "$dest/${rel##*/}" "$level" "$soname" "$src"
 			if [ "${rel##*/}" != "$soname" ]; then
 				ln -sf "${rel##*/}" "$dest/$soname"
 			fi

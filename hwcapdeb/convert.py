@@ -58,6 +58,7 @@ ADDON = f"{STATE_DIR}/perl/Debian/Debhelper/Sequence/hwcaps.pm"
 EMBEDDED = {
     "hwcaps-variants.sh": f"{STATE_DIR}/variants.sh",
     "hwcaps-config": f"{STATE_DIR}/hwcaps-config",
+    "hwcaps-runpath": f"{STATE_DIR}/hwcaps-runpath",
     "architectures": f"{STATE_DIR}/architectures",
     "Debian/Debhelper/Sequence/hwcaps.pm": ADDON,
 }

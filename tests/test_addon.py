@@ -79,7 +79,7 @@ def test_shell_files_are_shellcheck_clean() -> None:
 
 
 def test_perl_files_compile_and_have_clean_pod() -> None:
-    for path in [*COMMANDS, STATIC / "hwcaps-config", PM]:
+    for path in [*COMMANDS, STATIC / "hwcaps-config", STATIC / "hwcaps-runpath", PM]:
         result = subprocess.run(
             ["perl", "-w", f"-I{STATIC}", "-c", str(path)], capture_output=True, text=True
         )
@@ -547,3 +547,69 @@ def test_failure_names_the_step_and_quotes_its_own_error_line(tmp_path: Path) ->
     err = VariantBuildFailed(cause, variant=variant, variant_log=variant_log)
     assert "at dh_auto_build: src/a.c:3:1: error: unknown type name 'x'" in str(err)
     assert err.log == variant_log
+
+
+# --- run paths of uninstalled libtool trees (issue 12) ------------------------
+
+
+def test_runpath_into_the_build_tree_is_dropped_and_the_dependency_still_loads(
+    tmp_path: Path,
+) -> None:
+    libs = tmp_path / "build" / "x86-64-v3" / ".libs"
+    libs.mkdir(parents=True)
+    (tmp_path / "dep.c").write_text("int dep(void) { return 7; }\n")
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-Wl,-soname,libdep.so.1", "-o", libs / "libdep.so.1",
+         tmp_path / "dep.c"],
+        check=True,
+    )
+    (tmp_path / "top.c").write_text("int dep(void);\nint top(void) { return dep(); }\n")
+    top = tmp_path / "libtop.so.1"
+
+    def link(runpath: str, *extra: str) -> None:
+        subprocess.run(
+            ["gcc", "-shared", "-fPIC", "-Wl,-soname,libtop.so.1", "-o", top,
+             tmp_path / "top.c", f"-L{libs}", "-l:libdep.so.1", f"-Wl,-rpath,{runpath}",
+             *extra],
+            check=True,
+        )
+
+    def runpath() -> str:
+        out = subprocess.run(["readelf", "-d", "-W", top], capture_output=True, text=True).stdout
+        return "\n".join(ln for ln in out.splitlines() if "RUNPATH" in ln or "RPATH" in ln)
+
+    tool = ["perl", str(STATIC / "hwcaps-runpath")]
+    for extra in (("-Wl,--enable-new-dtags",), ("-Wl,--disable-new-dtags",)):
+        link(f"{libs}:/usr/lib/x86_64-linux-gnu", *extra)
+        assert str(libs) in runpath()
+        result = subprocess.run(
+            [*tool, top, "x86_64-linux-gnu", str(tmp_path / "build")],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "dropped the build tree's run path" in result.stdout
+        assert runpath() == ""
+        # still a valid object: the loader resolves its dependency (here by the path given)
+        listed = subprocess.run(
+            ["/lib64/ld-linux-x86-64.so.2", "--library-path", str(libs), "--list", top],
+            capture_output=True,
+            text=True,
+        )
+        assert listed.returncode == 0 and f"libdep.so.1 => {libs}" in listed.stdout, listed
+    # an entry outside the build tree that is no system directory: refused, file unchanged
+    link(f"{libs}:/opt/vendor/lib")
+    before = top.read_bytes()
+    result = subprocess.run(
+        [*tool, top, "x86_64-linux-gnu", str(tmp_path / "build")], capture_output=True, text=True
+    )
+    assert result.returncode == 3
+    assert "beside /opt/vendor/lib, which must stay" in result.stdout
+    assert top.read_bytes() == before
+    # no run path into the build tree: nothing to do
+    link("/usr/lib/x86_64-linux-gnu")
+    before = top.read_bytes()
+    result = subprocess.run(
+        [*tool, top, "x86_64-linux-gnu", str(tmp_path / "build")], capture_output=True, text=True
+    )
+    assert (result.returncode, result.stdout) == (0, "") and top.read_bytes() == before
