@@ -221,3 +221,80 @@ def test_corpus_package_addon_equals_embed(name: str, tmp_path: Path) -> None:
     for level in ALL_LEVELS:
         assert any(f"glibc-hwcaps/{level}/" in row for row in names), level
     shutil.rmtree(tmp_path / "deb")
+
+
+# --- rules without dh, libtool build tree (issue 12) ---------------------------
+
+LTPAIR = {
+    "configure.ac": "AC_INIT([ltpair], [1.0])\nAM_INIT_AUTOMAKE([foreign])\nLT_INIT\n"
+    "AC_PROG_CXX\nAC_CONFIG_FILES([Makefile])\nAC_OUTPUT\n",
+    "Makefile.am": "lib_LTLIBRARIES = libpair.la libpairxx.la\n"
+    "libpair_la_SOURCES = pair.c\nlibpair_la_LDFLAGS = -version-info 0:0:0\n"
+    "libpairxx_la_SOURCES = pairxx.cc\nlibpairxx_la_LIBADD = libpair.la\n"
+    "libpairxx_la_LDFLAGS = -version-info 0:0:0\n",
+    "pair.c": "int pair_value(void) { return 1; }\n",
+    "pairxx.cc": 'extern "C" int pair_value(void);\n'
+    'extern "C" int pairxx_value(void) { return pair_value() + 1; }\n',
+    "debian/changelog": "ltpair (1.0-1) unstable; urgency=medium\n\n  * Test package.\n\n"
+    " -- hwcapdeb developers <hwcapdeb@example.org>  Sun, 01 Nov 2026 00:00:00 +0000\n",
+    "debian/control": "Source: ltpair\nSection: libs\nPriority: optional\n"
+    "Maintainer: hwcapdeb developers <hwcapdeb@example.org>\n"
+    "Build-Depends: debhelper-compat (= 13), libtool, automake, g++\n"
+    "Standards-Version: 4.6.2\n\n"
+    "Package: libpair0\nArchitecture: any\nDepends: ${shlibs:Depends}, ${misc:Depends}\n"
+    "Description: C library and its C++ companion\n Test package.\n",
+    "debian/source/format": "3.0 (native)\n",
+    # zlib-style rules: no dh sequencer; the libraries are installed by make install
+    "debian/rules": "#!/usr/bin/make -f\n"
+    "include /usr/share/dpkg/architecture.mk\ninclude /usr/share/dpkg/buildflags.mk\n"
+    "build build-arch:\n"
+    "\t[ -f configure ] || autoreconf -fi\n"
+    "\t[ -f Makefile ] || ./configure --prefix=/usr --libdir=/usr/lib/$(DEB_HOST_MULTIARCH)"
+    ' --disable-static CFLAGS="$(CFLAGS)" CXXFLAGS="$(CXXFLAGS)" LDFLAGS="$(LDFLAGS)"\n'
+    "\t$(MAKE)\n"
+    "build-indep:\n"
+    "binary binary-arch: build-arch\n"
+    "\tdh_testroot\n\tdh_prep\n"
+    "\t$(MAKE) install DESTDIR=$(CURDIR)/debian/libpair0\n"
+    "\trm -f debian/libpair0/usr/lib/*/*.la debian/libpair0/usr/lib/*/*.so\n"
+    "\tdh_installdocs\n\tdh_installchangelogs\n\tdh_compress\n\tdh_fixperms\n\tdh_strip\n"
+    "\tdh_makeshlibs\n\tdh_shlibdeps\n\tdh_installdeb\n\tdh_gencontrol\n\tdh_md5sums\n"
+    "\tdh_builddeb\n"
+    "binary-indep:\n"
+    "clean:\n\tdh_testdir\n\t[ ! -f Makefile ] || $(MAKE) distclean\n\tdh_clean\n",
+}
+
+
+def test_non_dh_libtool_companion_ships_without_build_tree_run_path(tmp_path: Path) -> None:
+    """A C library and a C++ library linked against it, taken from .libs/ (no make
+    install in the variants): the companion's run path into the build tree goes, and
+    it loads its dependency from glibc-hwcaps."""
+    tree = tmp_path / "ltpair"
+    for rel, text in LTPAIR.items():
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree / rel).write_text(text)
+    (tree / "debian" / "rules").chmod(0o755)
+    convert(tree, "--profile", "x86-64-v2,x86-64-v3")
+    assert (tree / "debian" / "hwcapdeb" / "variants.sh").is_file()  # embed: no dh
+    built = build(tree)
+    assert "libpairxx.so.0: dropped the build tree's run path" in built.log
+    root = built.unpack("libpair0")
+    libdir = root / "usr/lib" / TRIPLET
+    for level in ("x86-64-v2", "x86-64-v3"):
+        variant = libdir / "glibc-hwcaps" / level / "libpairxx.so.0"
+        dynamic = subprocess.run(
+            ["readelf", "-d", "-W", variant], capture_output=True, text=True, check=True
+        ).stdout
+        assert "RUNPATH" not in dynamic and "RPATH" not in dynamic, dynamic
+    best = [lv for lv in ("x86-64-v2", "x86-64-v3") if lv in supported_levels()]
+    if not best:
+        pytest.skip("this CPU runs neither level")
+    listed = subprocess.run(
+        [LOADER, "--library-path", libdir, "--list",
+         libdir / "glibc-hwcaps" / best[-1] / "libpairxx.so.0"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    chosen = re.search(r"libpair\.so\.0 => (\S+)", listed)
+    assert chosen and Path(chosen.group(1)).parent == libdir / "glibc-hwcaps" / best[-1], listed
