@@ -33,6 +33,9 @@ from tests.test_convert_build import (
     copy_example,
     supported_levels,
 )
+from tests.test_sbuild_integration import arch, fast_chroots, sbuild_ready  # noqa: F401
+
+# (arch, fast_chroots, sbuild_ready: fixtures of the sbuild tests, used by name below)
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC = ROOT / "dh-hwcaps"
@@ -298,3 +301,34 @@ def test_non_dh_libtool_companion_ships_without_build_tree_run_path(tmp_path: Pa
     ).stdout
     chosen = re.search(r"libpair\.so\.0 => (\S+)", listed)
     assert chosen and Path(chosen.group(1)).parent == libdir / "glibc-hwcaps" / best[-1], listed
+
+
+# --- sbuild --------------------------------------------------------------------
+
+
+@pytest.mark.sbuild
+@pytest.mark.usefixtures("sbuild_ready", "fast_chroots")
+def test_addon_mode_in_sbuild_gets_dh_hwcaps_as_extra_package(tmp_path: Path) -> None:
+    from hwcapdeb.cli import main
+    from tests.test_sbuild_integration import _hwcaps_links, _log
+
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "build-deb"), str(tmp_path / "deb")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    deb = result.stdout.strip().splitlines()[-1]
+    out = tmp_path / "out"
+    os.environ["HWCAPDEB_DH_HWCAPS_DEB"] = deb
+    try:
+        code = main(
+            ["build", str(ROOT / "examples" / "vecmath"), "--profile", "x86-64-v3,x86-64-v4",
+             "--builder", "sbuild", "--mode", "addon", "--out", str(out)]
+        )
+    finally:
+        del os.environ["HWCAPDEB_DH_HWCAPS_DEB"]
+    assert code == 0
+    log = _log(out)
+    assert "dh_hwcaps_snapshot" in log and "dh_makeshlibs -a -X/glibc-hwcaps/" in log
+    assert _hwcaps_links(out, "libvecmath1", "libvecmath.so.1") == ["x86-64-v3", "x86-64-v4"]
