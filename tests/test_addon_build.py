@@ -332,3 +332,39 @@ def test_addon_mode_in_sbuild_gets_dh_hwcaps_as_extra_package(tmp_path: Path) ->
     log = _log(out)
     assert "dh_hwcaps_snapshot" in log and "dh_makeshlibs -a -X/glibc-hwcaps/" in log
     assert _hwcaps_links(out, "libvecmath1", "libvecmath.so.1") == ["x86-64-v3", "x86-64-v4"]
+
+
+@pytest.mark.sbuild
+@pytest.mark.usefixtures("sbuild_ready")
+def test_campaign_snippet_in_addon_mode_installs_dh_hwcaps_in_the_chroot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hwcapdeb.cli import main
+    from tests.test_sbuild_integration import DIST, _hwcaps_links, _log, _tmpfs
+
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "build-deb"), str(tmp_path / "deb")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    deb = result.stdout.strip().splitlines()[-1]
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "examples" / "vecmath", src / "vecmath")
+    subprocess.run(["dpkg-source", "-b", "vecmath"], cwd=src, check=True, capture_output=True)
+    (dsc,) = src.glob("*.dsc")
+    argv = ["sbuild-config", "--profile", "x86-64-v3", "--mode", "addon", "--dist", DIST]
+    assert main([*argv, *_tmpfs()]) == 0
+    rc = tmp_path / "sbuildrc"
+    rc.write_text(capsys.readouterr().out)
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "SBUILD_CONFIG": str(rc), "HWCAPDEB_DH_HWCAPS_DEB": deb}
+    proc = subprocess.run(
+        ["sbuild", "--no-run-lintian", str(dsc)], cwd=out, env=env, capture_output=True, text=True
+    )
+    log = _log(out)
+    assert proc.returncode == 0, log[-3000:]
+    assert "hwcapdeb: installing dh-hwcaps (addon mode)" in log
+    assert "dh_hwcaps_snapshot" in log
+    assert _hwcaps_links(out, "libvecmath1", "libvecmath.so.1") == ["x86-64-v3"]
