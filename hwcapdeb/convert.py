@@ -249,7 +249,10 @@ def _addon_original_control(root: Path) -> bytes | None:
         return None  # the maintainer's own debian/hwcaps
     if addon.sha256(control.data) == recorded:
         return control.data
-    return addon.remove_build_dependency(control.data.decode()).encode()
+    try:
+        return addon.remove_build_dependency(control.data.decode()).encode()
+    except UnicodeDecodeError:
+        return None  # read_source says what is wrong with it
 
 
 def _original_state(root: Path, manifest: dict[str, Any] | None, rel: str) -> FileState | None:

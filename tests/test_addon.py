@@ -613,3 +613,13 @@ def test_runpath_into_the_build_tree_is_dropped_and_the_dependency_still_loads(
         [*tool, top, "x86_64-linux-gnu", str(tmp_path / "build")], capture_output=True, text=True
     )
     assert (result.returncode, result.stdout) == (0, "") and top.read_bytes() == before
+
+
+def test_non_utf8_control_after_addon_conversion_is_one_line(
+    src: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["convert", str(src), "-p", "x86-64-v3"], capsys)[0] == 0
+    control = src / "debian" / "control"
+    control.write_bytes(control.read_bytes().replace(b"Priority: optional", b"Priority: \xff"))
+    code, _out, err = run(["convert", str(src), "-p", "x86-64-v3"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
