@@ -623,3 +623,33 @@ def test_non_utf8_control_after_addon_conversion_is_one_line(
     control.write_bytes(control.read_bytes().replace(b"Priority: optional", b"Priority: \xff"))
     code, _out, err = run(["convert", str(src), "-p", "x86-64-v3"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1, err
+
+
+# --- the builders' dh-hwcaps ----------------------------------------------------
+
+
+def test_dh_hwcaps_deb_from_the_environment_and_refusal_without_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hwcapdeb.build import dh_hwcaps
+    from hwcapdeb.errors import UsageError
+
+    monkeypatch.setenv(dh_hwcaps.ENV, str(tmp_path / "missing.deb"))
+    with pytest.raises(UsageError, match="which is not a file"):
+        dh_hwcaps.find_deb()
+    # a real .deb of dh-hwcaps' name and a newer version than any installed one
+    root = tmp_path / "pkg"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text(
+        "Package: dh-hwcaps\nVersion: 999\nArchitecture: all\nMaintainer: x <x@example.org>\n"
+        "Description: test\n"
+    )
+    deb = tmp_path / "dh-hwcaps_999_all.deb"
+    subprocess.run(["dpkg-deb", "--build", root, deb], check=True, capture_output=True)
+    monkeypatch.setenv(dh_hwcaps.ENV, str(deb))
+    assert dh_hwcaps.find_deb() == deb
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(UsageError) as caught:
+        dh_hwcaps.ensure_installed(deb)
+    assert f"run 'sudo apt-get install --yes {deb}'" in str(caught.value)
+    assert "\n" not in str(caught.value)

@@ -10,8 +10,10 @@ installed on the host (:func:`ensure_installed`); sbuild gets it with
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
+import tarfile
 from pathlib import Path
 
 from debian.debian_support import Version
@@ -96,16 +98,20 @@ _COMPARED = (
 
 def _same_files(deb: Path) -> bool:
     """Are the installed dh-hwcaps files those of ``deb``?"""
-    for rel in _COMPARED:
-        tar = subprocess.run(
-            f"dpkg-deb --fsys-tarfile '{deb}' | tar -xOf - './{rel}'",
-            shell=True,
-            capture_output=True,
-            check=False,
-        )
-        installed = Path("/") / rel
-        if tar.returncode != 0 or not installed.is_file() or installed.read_bytes() != tar.stdout:
-            return False
+    fsys = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True, check=False)
+    if fsys.returncode != 0:
+        return False
+    with tarfile.open(fileobj=io.BytesIO(fsys.stdout)) as tar:
+        for rel in _COMPARED:
+            try:
+                member = tar.extractfile(f"./{rel}")
+            except KeyError:
+                return False
+            installed = Path("/") / rel
+            if member is None or not installed.is_file():
+                return False
+            if installed.read_bytes() != member.read():
+                return False
     return True
 
 
