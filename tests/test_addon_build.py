@@ -368,3 +368,41 @@ def test_campaign_snippet_in_addon_mode_installs_dh_hwcaps_in_the_chroot(
     assert "hwcapdeb: installing dh-hwcaps (addon mode)" in log
     assert "dh_hwcaps_snapshot" in log
     assert _hwcaps_links(out, "libvecmath1", "libvecmath.so.1") == ["x86-64-v3"]
+
+
+def lintian_tags(*paths: Path) -> set[str]:
+    """lintian's tags (tag and item, no package version) for paths."""
+    out = subprocess.run(
+        ["lintian", "--no-tag-display-limit", *map(str, paths)], capture_output=True, text=True
+    ).stdout
+    return {re.sub(r"_[^ ]+", "", line) for line in out.splitlines() if re.match(r"^[EWI]: ", line)}
+
+
+@pytest.mark.skipif(shutil.which("lintian") is None, reason="needs lintian")
+def test_lintian_sees_nothing_new_in_the_addon_conversion(
+    vecmath_builds: tuple[Built, Built], tmp_path: Path
+) -> None:
+    addon_built, _ = vecmath_builds
+    plain = build(copy_example(tmp_path, "plain"))
+    (plain_changes,) = plain.out.glob("*.changes")
+    (addon_changes,) = addon_built.out.glob("*.changes")
+    assert lintian_tags(addon_changes) <= lintian_tags(plain_changes)
+    # the source packages: unconverted and converted
+    dscs = []
+    for name, mode in (("src-plain", None), ("src-addon", "addon")):
+        tree = copy_example(tmp_path, name)
+        if mode:
+            convert(tree, "--profile", "x86-64-v3", "--mode", mode)
+        subprocess.run(["dpkg-source", "-b", tree.name], cwd=tree.parent, check=True,
+                       capture_output=True)
+        (dsc,) = tree.parent.glob("*.dsc")
+        dscs.append(dsc)
+    assert lintian_tags(dscs[1]) <= lintian_tags(dscs[0])
+    # and dh-hwcaps itself (make deb runs lintian --fail-on error,warning too)
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "build-deb"), str(tmp_path / "deb")], capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    (changes,) = (tmp_path / "deb").glob("*.changes")
+    assert not {t for t in lintian_tags(changes) if t.startswith(("E:", "W:"))}
