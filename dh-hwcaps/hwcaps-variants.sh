@@ -6,7 +6,7 @@
 #     with the configuration in debian/hwcaps and its state in debian/.hwcaps/;
 #   embed: a converted package's own copy, debian/hwcapdeb/variants.sh, run by
 #     its generated debian/rules, configuration in debian/hwcapdeb/hwcaps.
-# STEP is check|snapshot|build|variants|shims|install|clean, run from the top
+# STEP is check|snapshot|build|variants|shims|install|stash|unstash|clean, run from the top
 # of the source tree.  Needs only sh, make, perl (dpkg-dev's Dpkg modules),
 # coreutils, tar, find, binutils (readelf, nm): hwcapdeb is not installed in
 # build chroots, nor is python.  hwcaps-config (beside this file) reads and
@@ -722,6 +722,32 @@ cmd_clean() {
 	fi
 }
 
+# addon mode, around dh_makeshlibs (dh_hwcaps_stash before it, unstash after):
+# the installed glibc-hwcaps directories wait in $DIR/stash, so neither
+# dh_makeshlibs nor a maintainer's override_dh_makeshlibs (which does not
+# get the addon's -X/glibc-hwcaps/) puts variants into shlibs or symbols.
+cmd_stash() {
+	for pkg in $LIB_PACKAGES $(for p in $SPLIT_PACKAGES; do for l in $LEVELS; do echo "$p-$l"; done; done); do
+		[ -d "debian/$pkg" ] || continue
+		find "debian/$pkg" -type d -name glibc-hwcaps -prune | LC_ALL=C sort | while read -r dir; do
+			keep="$DIR/stash/${dir#debian/}"
+			mkdir -p "${keep%/*}"
+			mv "$dir" "$keep"
+		done
+	done
+	return 0
+}
+
+cmd_unstash() {
+	[ -d "$DIR/stash" ] || return 0
+	(cd "$DIR/stash" && find . -type d -name glibc-hwcaps -prune) | while read -r rel; do
+		rel=${rel#./}
+		[ ! -e "debian/$rel" ] || die "debian/$rel reappeared while dh_makeshlibs ran"
+		mv "$DIR/stash/$rel" "debian/$rel"
+	done
+	rm -rf "${DIR:?}/stash"
+}
+
 # addon mode (dh_hwcaps_build, after the baseline's dh_auto_test): the
 # variants, from the snapshot dh_hwcaps_snapshot took before the baseline's
 # first build step; their common steps first (see cmd_prepare).
@@ -766,12 +792,12 @@ cmd_check() {
 step=${1:-}
 [ $# -eq 0 ] || shift
 case "$step" in
-check | snapshot | build | variants | shims | install) ;;
+check | snapshot | build | variants | shims | install | stash | unstash) ;;
 clean)
 	cmd_clean
 	exit 0
 	;;
-*) die "usage: sh hwcaps-variants.sh check|snapshot|build|variants|shims|install|clean" ;;
+*) die "usage: sh hwcaps-variants.sh check|snapshot|build|variants|shims|install|stash|unstash|clean" ;;
 esac
 load_config
 # Another architecture than the configuration's builds as without variants.

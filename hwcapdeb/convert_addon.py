@@ -22,8 +22,13 @@ from hwcapdeb.profiles import Profile
 from hwcapdeb.source import BinaryPackage, SourcePackage
 
 #: rules that define build targets themselves: dh's build sequence (and the
-#: addon's snapshot and variant steps in it) may never run
-_OWN_BUILD_TARGET = re.compile(r"^(build|build-arch)(\s+[^:=\s]+)*\s*::?(?!=)", re.MULTILINE)
+#: addon's snapshot and variant steps in it) may never run, unless the recipe
+#: runs dh itself (libzstd: "build:\n\tdh $@")
+_OWN_BUILD_TARGET = re.compile(
+    r"^(build|build-arch)(\s+[^:=\s]+)*\s*::?(?!=)[^\n]*\n(?P<recipe>(\t[^\n]*\n)*)",
+    re.MULTILINE,
+)
+_RUNS_DH = re.compile(r"^\t\s*dh\s", re.MULTILINE)
 
 
 def refusal(source: SourcePackage, layout: str, version_suffix: str | None) -> str | None:
@@ -35,8 +40,9 @@ def refusal(source: SourcePackage, layout: str, version_suffix: str | None) -> s
             f"debhelper compat level {source.compat or 'unknown'}: the dh-hwcaps addon "
             f"needs compat {addon.MIN_COMPAT} or later"
         )
-    if _OWN_BUILD_TARGET.search(source.rules_text):
-        return "debian/rules defines its own build target, so dh's build sequence may not run"
+    for match in _OWN_BUILD_TARGET.finditer(source.rules_text + "\n"):
+        if not _RUNS_DH.search(match.group("recipe")):
+            return "debian/rules defines its own build target, so dh's build sequence may not run"
     if layout != "inline":
         return "the split layout is not available in addon mode"
     if version_suffix:

@@ -86,7 +86,7 @@ def test_perl_files_compile_and_have_clean_pod() -> None:
         assert result.returncode == 0 and "syntax OK" in result.stderr, result.stderr
         warnings = [ln for ln in result.stderr.splitlines() if "syntax OK" not in ln]
         assert not warnings, warnings
-    assert len(COMMANDS) == 4
+    assert len(COMMANDS) == 6
     for path in [*COMMANDS, STATIC / "dh_hwcaps.pod"]:
         result = subprocess.run(["podchecker", str(path)], capture_output=True, text=True)
         assert result.returncode == 0 and "WARNING" not in result.stderr, result.stderr
@@ -112,6 +112,8 @@ def test_sequence_addon_places_its_commands(src: Path) -> None:
         )
         assert cmds.index("dh_hwcaps_install") == cmds.index("dh_dwz") - 1
         assert any("dh_makeshlibs" in ln and "-X/glibc-hwcaps/" in ln for ln in seq)
+        at = cmds.index("dh_makeshlibs")
+        assert cmds[at - 1 : at + 2] == ["dh_hwcaps_stash", "dh_makeshlibs", "dh_hwcaps_unstash"]
         clean = subprocess.run(
             ["dh", "clean", "--with", "hwcaps", "--no-act"],
             cwd=tree,

@@ -406,3 +406,24 @@ def test_lintian_sees_nothing_new_in_the_addon_conversion(
     assert result.returncode == 0, result.stderr
     (changes,) = (tmp_path / "deb").glob("*.changes")
     assert not {t for t in lintian_tags(changes) if t.startswith(("E:", "W:"))}
+
+
+def test_override_dh_makeshlibs_without_exclude_leaves_symbols_alone(tmp_path: Path) -> None:
+    """dh passes -X/glibc-hwcaps/ only to the commands it runs: an override that runs
+    dh_makeshlibs itself (libzstd's) must not see the variants either."""
+    tree = copy_example(tmp_path, "override")
+    rules = tree / "debian" / "rules"
+    rules.write_text(rules.read_text() + "\noverride_dh_makeshlibs:\n\tdh_makeshlibs -V\n")
+    plain_tree = copy_example(tmp_path, "plain-override")
+    (plain_tree / "debian" / "rules").write_text(rules.read_text())
+    plain = build(plain_tree)
+    convert(tree, "--profile", "x86-64-v3", "--mode", "addon")
+    built = build_addon(tree, {"DH_VERBOSE": "1"})
+    assert "dh_hwcaps_stash" in built.log and "dh_hwcaps_unstash" in built.log
+    # dh_makeshlibs gave dpkg-gensymbols the baseline only (DH_VERBOSE shows its call)
+    gensymbols = [ln for ln in built.log.splitlines() if "dpkg-gensymbols" in ln]
+    assert gensymbols and not [ln for ln in gensymbols if "glibc-hwcaps" in ln], gensymbols
+    for name in ("shlibs", "symbols", "triggers"):
+        assert built.control("libvecmath1", name) == plain.control("libvecmath1", name), name
+    names = listing(built.deb("libvecmath1"))
+    assert any("glibc-hwcaps/x86-64-v3/libvecmath.so.1" in row for row in names)

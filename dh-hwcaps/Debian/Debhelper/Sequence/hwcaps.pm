@@ -12,7 +12,8 @@
 #                       go into -dbgsym and dh_strip strips them
 #   dh_hwcaps_clean     before dh_clean
 # and gives dh_makeshlibs -X/glibc-hwcaps/: variants never change the
-# shlibs or symbols files.
+# shlibs or symbols files (dh_hwcaps_stash and dh_hwcaps_unstash around it
+# move them aside, for a maintainer's override_dh_makeshlibs).
 #
 # In a variant's build (HWCAPDEB_STAGE=variant, run by dh_hwcaps_build in a
 # copy of the tree) none of that: its install sequence stops after
@@ -49,6 +50,9 @@ if ($stage eq '' and $mode ne 'embed') {
 	insert_before(compat(11) ? 'dh_strip' : 'dh_dwz', 'dh_hwcaps_install');
 	insert_before('dh_clean', 'dh_hwcaps_clean');
 	add_command_options('dh_makeshlibs', '-X/glibc-hwcaps/');
+	# and for an override_dh_makeshlibs, which gets no command options
+	insert_before('dh_makeshlibs', 'dh_hwcaps_stash');
+	insert_after('dh_makeshlibs', 'dh_hwcaps_unstash');
 }
 
 # The build sequence's steps before dh_auto_configure (dh_update_autotools_config,
