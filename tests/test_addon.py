@@ -655,3 +655,15 @@ def test_dh_hwcaps_deb_from_the_environment_and_refusal_without_root(
         dh_hwcaps.ensure_installed(deb)
     assert f"run 'sudo apt-get install --yes {deb}'" in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_own_build_target_running_dh_is_served(
+    src: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """libzstd's rules: 'build:' with the recipe 'dh $@' (dh's sequence runs)."""
+    rules = src / "debian" / "rules"
+    rules.write_text(rules.read_text() + "\nbuild:\n\tdh $@\n\n.PHONY: build\n")
+    assert run(["convert", str(src), "-p", "v3", "--mode", "addon"], capsys)[0] == 0
+    assert run(["revert", str(src)], capsys)[0] == 0
+    rules.write_text(rules.read_text() + "\nbuild-arch:\n\t$(MAKE) all\n")
+    refuse(src, ["convert", str(src), "-p", "v3", "--mode", "addon"], capsys, "own build target")
