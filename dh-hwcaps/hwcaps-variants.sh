@@ -6,8 +6,8 @@
 #     with the configuration in debian/hwcaps and its state in debian/.hwcaps/;
 #   embed: a converted package's own copy, debian/hwcapdeb/variants.sh, run by
 #     its generated debian/rules, configuration in debian/hwcapdeb/hwcaps.
-# STEP is check|snapshot|build|variants|shims|install|stash|unstash|clean, run from the top
-# of the source tree.  Needs only sh, make, perl (dpkg-dev's Dpkg modules),
+# STEP is check|snapshot|build|variants|shims|install|stash|unstash|clean,
+# run from the top of the source tree.  Needs only sh, make, perl (dpkg-dev's Dpkg modules),
 # coreutils, tar, find, binutils (readelf, nm): hwcapdeb is not installed in
 # build chroots, nor is python.  hwcaps-config (beside this file) reads and
 # checks the configuration: a mistake fails the build at its first step with
@@ -47,9 +47,8 @@ embed)
 	exit 2
 	;;
 esac
-# The variants' trees, inside the package's tree (sbuild and policy allow no
-# other place that lasts from build to binary) but hidden: debhelper's tree
-# walkers (dh_update_autotools_config, test discovery) skip dot directories.
+# The variants' trees (a dot directory; in embed mode a link to a directory
+# beside the tree, see make_state_dirs).
 BUILD_ROOT=$DIR/.build
 
 # The configuration as shell variables: ARCH TRIPLET LOADER QEMU ISA_MARKER
