@@ -71,14 +71,22 @@ def build_addon(tree: Path, env: dict[str, str] | None = None, check: bool = Tru
 
 
 def listing(deb: Path) -> list[str]:
-    """dpkg -c without sizes, dates and owners: modes, names, link targets."""
+    """dpkg -c without sizes, dates and owners: modes, names, link targets.
+
+    Debug files are named by build-id, which differs between two builds of a
+    package whose code is not reproducible (libdeflate's profile-guided
+    build): each keeps its place in the list, under a placeholder name.
+    """
     out = subprocess.run(
         ["dpkg-deb", "-c", str(deb)], capture_output=True, text=True, check=True
     ).stdout
     rows = []
     for line in out.splitlines():
         fields = line.split(None, 5)
-        rows.append(f"{fields[0]} {fields[5]}")
+        name = re.sub(r"/\.build-id/[0-9a-f]{2}/[0-9a-f]+\.debug$", "/.build-id/ID.debug", line)
+        name = name.split(None, 5)[5]
+        name = re.sub(r"/\.build-id/[0-9a-f]{2}/$", "/.build-id/XX/", name)
+        rows.append(f"{fields[0]} {name}")
     return sorted(rows)
 
 
