@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 BENCH ?= isa_audit scan_system variants build_cost
 BENCH_ARGS ?=
 
-.PHONY: setup example test lint bench man
+.PHONY: setup example test lint bench man deb
 
 setup:
 	./scripts/setup
@@ -36,3 +36,8 @@ bench: setup
 	set -e; for b in $(BENCH); do \
 	  echo "+ benchmarks/$$b.py $(BENCH_ARGS)"; .venv/bin/python benchmarks/$$b.py $(BENCH_ARGS); \
 	done
+
+# The project's own .debs (dh-hwcaps: the debhelper addon dh-sequence-hwcaps),
+# built with dpkg-buildpackage into out/deb/, lintian-checked.
+deb:
+	./scripts/build-deb out/deb

@@ -86,6 +86,9 @@ class BuildJob:
     layout: str = "inline"  # hwcapdeb convert --layout
     variant_make_vars: tuple[str, ...] = ()  # hwcapdeb convert --variant-make-var
     variant_env: tuple[str, ...] = ()  # hwcapdeb convert --variant-env
+    #: hwcapdeb convert --mode: embed, addon (needs dh-hwcaps: installed on the
+    #: host for dpkg, --extra-package for sbuild), None: addon for dh rules
+    mode: str | None = "embed"
     keep_work: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
     extra_args: tuple[str, ...] = ()  # given to the builder program as they are
@@ -104,11 +107,23 @@ class BuildOutcome:
 
 
 class VariantBuildFailed(BuildFailed):
-    """The build failed; ``variant`` names the variant whose step was running."""
+    """The build failed; ``variant`` names the variant whose step was running.
+
+    The message names the step that failed and quotes its first error line, from
+    the variant's own log if it has one, else from the whole build's log: a
+    variant that was only building when the baseline failed (its log ends well)
+    is named, but the error quoted and the log shown are the build's.
+    """
 
     def __init__(self, cause: BuildFailed, *, variant: str | None, variant_log: Path | None):
         where = f"variant {variant}" if variant else "the build"
+        own = failure_point(variant_log) if variant_log else (None, None)
+        if variant_log and own[1] is None:
+            variant_log = None  # its log shows no error: the build's log has it
+        step, line = own if own[1] else failure_point(cause.log)
         message = f"{where} failed: {cause.message}"
+        if line:
+            message += f"; {'at ' + step + ': ' if step else ''}{line}"
         log = variant_log or cause.log
         hint = cause.hint
         if variant_log:
@@ -116,6 +131,33 @@ class VariantBuildFailed(BuildFailed):
         super().__init__(message, log=log, tail=_tail_of(log) or cause.tail, hint=hint)
         self.variant = variant
         self.build_log = cause.log
+
+
+#: a step of a build log: a debhelper command or a debian/rules target dh runs
+_STEP = re.compile(r"^\s*(dh_[a-z_]+|debian/rules [\w.-]+|dh [\w-]+)(\s|$)")
+#: an error line: "...: error: ...", "No such file or directory", make's "***"
+_ERROR = re.compile(
+    r"(^|[\s:])(error|Error|ERROR):|No such file or directory|^make(\[\d+\])?: \*\*\*"
+)
+
+
+def failure_point(log: Path | None) -> tuple[str | None, str | None]:
+    """(step, line): the first error line of ``log`` and the step that was running."""
+    if log is None:
+        return None, None
+    step = None
+    try:
+        with log.open(encoding="utf-8", errors="replace") as fh:
+            for raw in fh:
+                line = raw.rstrip("\n")
+                match = _STEP.match(line)
+                if match:
+                    step = match.group(1)
+                elif _ERROR.search(line):
+                    return step, line.strip()[:300]
+    except OSError:
+        pass
+    return None, None
 
 
 def _tail_of(path: Path, count: int = 25) -> list[str]:
@@ -221,13 +263,32 @@ def convert_tree(tree: Path, job: BuildJob) -> None:
         layout=job.layout,
         variant_make_vars=job.variant_make_vars,
         variant_env=job.variant_env,
+        mode=job.mode,
     )
     convert(tree, options)
+
+
+def addon_converted(tree: Path) -> bool:
+    """Did the conversion take addon mode (debian/hwcaps, no embedded machinery)?"""
+    return (tree / "debian" / "hwcaps").is_file() and not (tree / "debian" / "hwcapdeb").exists()
+
+
+def dh_hwcaps_args(builder: str) -> tuple[str, ...]:
+    """What an addon-mode build needs of dh-hwcaps: installed here (dpkg) or given to sbuild."""
+    from hwcapdeb.build import dh_hwcaps
+
+    deb = dh_hwcaps.find_deb()
+    if builder == "sbuild":
+        return (f"--extra-package={deb}",)
+    dh_hwcaps.ensure_installed(deb)
+    return ()
 
 
 #: where the generated rules keep one log per variant (debian/hwcapdeb/logs/<level>.log),
 #: and <level>.log.1 for the first attempt of a variant built twice
 VARIANT_LOG_DIR = Path("debian") / "hwcapdeb" / "logs"
+#: the same in addon mode (dh-hwcaps)
+ADDON_VARIANT_LOG_DIR = Path("debian") / ".hwcaps" / "logs"
 #: suffix of the first attempt's key in :func:`variant_logs`
 FIRST_ATTEMPT = ".first-attempt"
 
@@ -239,6 +300,8 @@ def variant_logs(tree: Path) -> dict[str, Path]:
     ``<variant>.first-attempt``: the log that says why the first build failed.
     """
     directory = tree / VARIANT_LOG_DIR
+    if not directory.is_dir():
+        directory = tree / ADDON_VARIANT_LOG_DIR
     if not directory.is_dir():
         return {}
     logs = {path.stem: path for path in sorted(directory.glob("*.log"))}
@@ -278,8 +341,11 @@ def run_job(job: BuildJob, *, on_line: Callable[[str], None] | None = None) -> B
     try:
         tree = scratch_tree(source.resolve(), work)
         name, version = source_identity(tree)
+        extra_args = job.extra_args
         if job.convert:
             convert_tree(tree, job)
+            if addon_converted(tree):
+                extra_args = (*dh_hwcaps_args(builder.name), *extra_args)
         env = {"HWCAPDEB_VARIANT_TESTS": job.variant_tests, **job.extra_env}
         request = BuildRequest(
             source=tree,
@@ -287,7 +353,7 @@ def run_job(job: BuildJob, *, on_line: Callable[[str], None] | None = None) -> B
             jobs=job.jobs,
             nocheck=job.nocheck,
             env=env,
-            extra_args=job.extra_args,
+            extra_args=extra_args,
             on_line=on_line,
         )
         started = time.monotonic()

@@ -42,7 +42,7 @@ import jinja2
 from debian.changelog import Changelog
 from debian.debian_support import Version
 
-from hwcapdeb import __version__
+from hwcapdeb import __version__, addon
 from hwcapdeb.errors import SourcePackageError, UsageError
 from hwcapdeb.profiles import Profile, architecture
 from hwcapdeb.source import BinaryPackage, Reader, SourcePackage, directory_reader, read_source
@@ -53,7 +53,17 @@ MANIFEST = f"{STATE_DIR}/manifest.json"
 MAINTAINER_RULES = f"{STATE_DIR}/maintainer.rules"
 ORIGINALS = f"{STATE_DIR}/original"
 #: dh addon that ends the variants' install sequence after dh_auto_install
-ADDON = f"{STATE_DIR}/perl/Debian/Debhelper/Sequence/hwcapdeb_variant.pm"
+#: (embed mode's copy of dh-hwcaps' hwcaps.pm, loaded only by the variant builds)
+ADDON = f"{STATE_DIR}/perl/Debian/Debhelper/Sequence/hwcaps.pm"
+#: embed mode: files copied verbatim from dh-hwcaps (static) -> path in the package
+EMBEDDED = {
+    "hwcaps-variants.sh": f"{STATE_DIR}/variants.sh",
+    "hwcaps-config": f"{STATE_DIR}/hwcaps-config",
+    "hwcaps-runpath": f"{STATE_DIR}/hwcaps-runpath",
+    "architectures": f"{STATE_DIR}/architectures",
+    "Debian/Debhelper/Sequence/hwcaps.pm": ADDON,
+}
+MODES = ("addon", "embed")
 #: build-time residue under STATE_DIR (debian/rules clean removes it)
 BUILD_DIRS = (".build", "build", "logs", "stamps", "bin")
 LAYOUTS = ("inline", "split")
@@ -219,9 +229,50 @@ def original_reader(root: Path, manifest: dict[str, Any] | None) -> Reader:
     return read
 
 
+def tree_reader(root: Path, manifest: dict[str, Any] | None) -> Reader:
+    """Reads the tree as it was before any conversion, embed (manifest) or addon."""
+    read = original_reader(root, manifest)
+    control = _addon_original_control(root)
+    if control is None:
+        return read
+
+    def addon_read(rel: str) -> bytes | None:
+        if rel == "debian/control":
+            return control
+        if rel == addon.CONFIG:
+            return None
+        return read(rel)
+
+    return addon_read
+
+
+def _addon_original_control(root: Path) -> bytes | None:
+    """For a tree converted in addon mode: debian/control before conversion."""
+    config = _state(root / addon.CONFIG)
+    control = _state(root / "debian/control")
+    if config is None or config.link is not None or control is None or control.link is not None:
+        return None
+    recorded = addon.recorded_control_sha256(config.data)
+    if recorded is None:
+        return None  # the maintainer's own debian/hwcaps
+    if addon.sha256(control.data) == recorded:
+        return control.data
+    try:
+        return addon.remove_build_dependency(control.data.decode()).encode()
+    except UnicodeDecodeError:
+        return None  # read_source says what is wrong with it
+
+
 def _original_state(root: Path, manifest: dict[str, Any] | None, rel: str) -> FileState | None:
     entry = (manifest or {"files": {}})["files"].get(rel)
     if entry is None:
+        if rel in ("debian/control", addon.CONFIG):
+            original = _addon_original_control(root)
+            if original is not None:
+                if rel == addon.CONFIG:
+                    return None
+                current = _state(root / rel)
+                return FileState(original, current.mode if current else 0o644)
         return _state(root / rel)
     if entry["original"] is None:
         return None
@@ -233,7 +284,7 @@ def _original_state(root: Path, manifest: dict[str, Any] | None, rel: str) -> Fi
 def _original_content(root: Path, manifest: dict[str, Any] | None, rel: str) -> FileState:
     """The original text of a file conversion edits; a link's replacement gets mode 0644."""
     state = _original_state(root, manifest, rel)
-    data = original_reader(root, manifest)(rel)
+    data = tree_reader(root, manifest)(rel)
     assert state is not None and data is not None  # read_source has read it
     return FileState(data, 0o644 if state.link is not None else state.mode)
 
@@ -309,6 +360,10 @@ class ConvertOptions:
     variant_make_vars: tuple[str, ...] = ()
     #: NAME=VALUE put into every variant build's environment
     variant_env: tuple[str, ...] = ()
+    #: addon (Build-Depends: dh-sequence-hwcaps + debian/hwcaps), embed (the
+    #: machinery copied into debian/hwcapdeb/), or None: addon for rules using
+    #: dh's sequencer, else embed
+    mode: str | None = "embed"
 
 
 def check_options(options: ConvertOptions) -> str:
@@ -320,6 +375,8 @@ def check_options(options: ConvertOptions) -> str:
             f"the profiles are for different architectures ({', '.join(arches)})",
             hint="convert with the profiles of one architecture",
         )
+    if options.mode is not None and options.mode not in MODES:
+        raise UsageError(f"unknown mode '{options.mode}'", hint="use addon or embed")
     if options.layout not in LAYOUTS:
         raise UsageError(f"unknown layout '{options.layout}'", hint="use inline or split")
     if options.version_suffix is not None and not _SUFFIX.match(options.version_suffix):
@@ -348,7 +405,7 @@ def plan_conversion(root: Path, options: ConvertOptions) -> Plan:
     arch = architecture(arch_name)
     arch.require_hwcaps()
     manifest = load_manifest(root)
-    read = original_reader(root, manifest)
+    read = tree_reader(root, manifest)
     _check_links(root, manifest, read)
     source = read_source(read)
     if not source.uses_debhelper:
@@ -369,6 +426,14 @@ def plan_conversion(root: Path, options: ConvertOptions) -> Plan:
         )
 
     profiles = sorted(options.profiles, key=lambda p: p.level.rank)
+    mode = options.mode or ("addon" if source.uses_dh_sequencer else "embed")
+    if mode == "addon":
+        from hwcapdeb import convert_addon
+
+        addon_files = convert_addon.plan_files(
+            root, options, source, profiles, arch_name, libraries
+        )
+        return Plan(root=root, files=dict(sorted(addon_files.items())))
     levels = [p.level.name for p in profiles]
     split = []
     if options.layout == "split":
@@ -402,16 +467,30 @@ def plan_conversion(root: Path, options: ConvertOptions) -> Plan:
     }
     files: dict[str, FileState | None] = {
         "debian/rules": FileState(env.get_template("rules.j2").render(context).encode(), 0o755),
-        f"{STATE_DIR}/variants.sh": FileState(
-            env.get_template("variants.sh.j2").render(context).encode(), 0o644
-        ),
-        ADDON: FileState(
-            env.get_template("hwcapdeb_variant.pm.j2").render(context).encode(), 0o644
-        ),
         f"{STATE_DIR}/README": FileState(
             env.get_template("README.j2").render(context).encode(), 0o644
         ),
+        # the configuration dh-hwcaps reads (debian/hwcaps in addon mode)
+        f"{STATE_DIR}/hwcaps": FileState(
+            addon.config_text(
+                arch=arch_name,
+                profiles=profiles,
+                packages=context["lib_packages"],
+                layout=options.layout,
+                split_packages=context["split_packages"],
+                variant_env=options.variant_env,
+                make_vars=options.variant_make_vars,
+                control_sha256=None,
+            ).encode(),
+            0o644,
+        ),
     }
+    for static, rel in EMBEDDED.items():
+        files[rel] = FileState(addon.static_file(static), 0o644)
+    if _addon_original_control(root) is not None:
+        # leaving addon mode: its two edits undone
+        files.setdefault("debian/control", _original_state(root, manifest, "debian/control"))
+        files[addon.CONFIG] = None
     if split:
         control = _original_content(root, manifest, "debian/control")
         text = control.data.decode()
@@ -444,8 +523,9 @@ def plan_conversion(root: Path, options: ConvertOptions) -> Plan:
     entries: dict[str, Any] = {}
     for rel in [r for r in files if not r.startswith(f"{STATE_DIR}/")]:
         wanted = files[rel]
-        assert wanted is not None
         original = _original_state(root, manifest, rel)
+        if wanted is None or wanted == original:
+            continue  # what a previous addon-mode conversion changed, back as it was
         if original is None:
             entries[rel] = {"original": None, "sha256": _sha256(wanted.data)}
             continue
@@ -527,12 +607,25 @@ def convert(root: Path, options: ConvertOptions, *, dry_run: bool = False) -> Pl
     plan = plan_conversion(root, options)
     if not dry_run:
         plan.apply()
+        if MANIFEST in plan.files and plan.files[MANIFEST] is None:
+            _prune(Path(root) / STATE_DIR)  # embed mode left: its empty directories too
     return plan
+
+
+def _prune(top: Path) -> None:
+    """Remove the empty directories under ``top`` (and ``top`` if it ends empty)."""
+    if not top.is_dir() or top.is_symlink():
+        return
+    for path in sorted(top.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+            path.rmdir()
+    if not any(top.iterdir()):
+        top.rmdir()
 
 
 def source_of(root: Path) -> SourcePackage:
     """The source package as it was before any conversion."""
-    return read_source(original_reader(root, load_manifest(root)))
+    return read_source(tree_reader(root, load_manifest(root)))
 
 
 def plan_revert(root: Path) -> Plan:
@@ -544,9 +637,17 @@ def plan_revert(root: Path) -> Plan:
             hint="pass the top directory of an unpacked Debian source package",
         )
     manifest = load_manifest(root)
+    if manifest is None and _addon_original_control(root) is not None:
+        # addon mode: the Build-Depends entry and debian/hwcaps
+        files_addon: dict[str, FileState | None] = {
+            "debian/control": _original_state(root, None, "debian/control"),
+            addon.CONFIG: None,
+        }
+        return Plan(root=root, files=files_addon)
     if manifest is None:
         raise SourcePackageError(
-            f"{root} was not converted by hwcapdeb (no {MANIFEST})", hint="nothing to revert"
+            f"{root} was not converted by hwcapdeb (no {MANIFEST} or {addon.CONFIG})",
+            hint="nothing to revert",
         )
     entries: dict[str, Any] = manifest["files"]
     known = set(entries) | {MANIFEST}
@@ -601,5 +702,6 @@ def revert(root: Path, *, dry_run: bool = False) -> Plan:
         for rel, (_, new) in changes.items():
             if new is None and not rel.startswith(f"{STATE_DIR}/"):
                 (root / rel).unlink()
-        shutil.rmtree(root / STATE_DIR)
+        if MANIFEST in plan.files:
+            shutil.rmtree(root / STATE_DIR)
     return plan

@@ -17,9 +17,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from debian import deb822
 from debian.arfile import ArFile
 
+from debian import deb822
 from hwcapdeb.debunpack import data_tar, extract, read_control
 from hwcapdeb.errors import HwcapdebError, InputError
 from hwcapdeb.validate import check_package_name, open_regular, read_bytes

@@ -31,9 +31,9 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from debian import deb822
 from debian.arfile import ArFile, ArMember
 
+from debian import deb822
 from hwcapdeb.errors import InputError
 from hwcapdeb.validate import MAX_MEMBERS, MAX_TEXT_BYTES, MAX_UNPACKED_BYTES
 

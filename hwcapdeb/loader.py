@@ -328,7 +328,7 @@ class _Search:
 
         ``contents`` is the file to read when ``path`` is a link ldconfig would create.
         """
-        opened = open_like_loader(path if contents is None else contents)
+        opened: str | None = open_like_loader(path if contents is None else contents)
         if opened == "fifo":
             # the loader's blocking open() waits for a writer: the program hangs there
             hang = "a FIFO: the loader's open() blocks until something writes to it"

@@ -69,6 +69,12 @@ owner=$(stat -c %u:%g debian)
 tar --no-same-owner -xf "$state/delta.tar"
 while IFS= read -r gone; do [ -z "$gone" ] || rm -rf -- "$gone"; done < "$state/removed"
 chown -R "$owner" debian
+if [ -f "$state/dh-hwcaps.deb" ]; then
+  # addon mode: the package build-depends on dh-sequence-hwcaps, which this provides
+  echo "hwcapdeb: installing dh-hwcaps (addon mode)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+    "$state/dh-hwcaps.deb" || fail "cannot install dh-hwcaps from $state/dh-hwcaps.deb"
+fi
 if [ -s "$state/build-depends" ]; then
   echo "hwcapdeb: installing build-dependencies the conversion added: $(cat "$state/build-depends")"
   # shellcheck disable=SC2046
@@ -226,6 +232,9 @@ class CampaignOptions:
     variant_make_vars: tuple[str, ...] = ()
     variant_env: tuple[str, ...] = ()
     package_options: Path | None = None  # deb822 file: per-source overrides
+    #: hwcapdeb convert --mode; addon sends the dh-hwcaps .deb into the chroot
+    mode: str = "embed"
+    dh_hwcaps_deb: Path | None = None  # None: hwcapdeb.build.dh_hwcaps.find_deb()
 
     def for_source(self, source: str) -> CampaignOptions:
         """These options with the stanza ``Source: <source>`` of package_options applied."""
@@ -239,6 +248,8 @@ class CampaignOptions:
             variant_make_vars=self.variant_make_vars
             + tuple(stanza.get("Variant-Make-Vars", "").split()),
             variant_env=self.variant_env + tuple(stanza.get("Variant-Env", "").split()),
+            mode=self.mode,
+            dh_hwcaps_deb=self.dh_hwcaps_deb,
         )
 
 
@@ -277,6 +288,7 @@ def convert_tree(
             layout=opts.layout,
             variant_make_vars=opts.variant_make_vars,
             variant_env=opts.variant_env,
+            mode=opts.mode,
         ),
     )
 
@@ -302,9 +314,13 @@ def prepare_files(
     name, version = source_identity(tree)
     before = work / "debian.orig"
     shutil.copytree(tree / "debian", before, symlinks=True)
-    convert_tree(tree, profiles, (options or CampaignOptions()).for_source(name))
+    opts = (options or CampaignOptions()).for_source(name)
+    convert_tree(tree, profiles, opts)
     delta = diff_debian(before, tree / "debian")
     depends = tuple(_apt_names(added_build_depends(before, tree / "debian")))
+    extra = addon_payload(tree, opts)
+    if extra:
+        depends = tuple(d for d in depends if d != "dh-sequence-hwcaps")
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for rel in delta.changed:
@@ -318,8 +334,19 @@ def prepare_files(
         "profiles": (",".join(p.name for p in profiles) + "\n").encode(),
         "build-depends": " ".join(depends).encode(),
         "apply": APPLY_SCRIPT_TEXT.encode(),
+        **extra,
     }
     return Prepared(identity, delta, depends, files)
+
+
+def addon_payload(tree: Path, options: CampaignOptions) -> dict[str, bytes]:
+    """For a tree converted in addon mode: the dh-hwcaps .deb the chroot installs."""
+    if not (tree / "debian" / "hwcaps").is_file() or (tree / "debian" / "hwcapdeb").exists():
+        return {}
+    from hwcapdeb.build import dh_hwcaps
+
+    deb = options.dh_hwcaps_deb or dh_hwcaps.find_deb()
+    return {"dh-hwcaps.deb": Path(deb).read_bytes()}
 
 
 def send_to_chroot(files: dict[str, bytes], exec_argv: Sequence[str]) -> None:

@@ -79,6 +79,7 @@ class SbuildSettings:
     variant_make_vars: tuple[str, ...] = ()
     variant_env: tuple[str, ...] = ()
     package_options: str | None = None  # absolute path of a per-package deb822 file
+    mode: str = "embed"  # hwcapdeb convert --mode (addon: dh-hwcaps goes into the chroot)
     # where unshare mode unpacks each chroot (None: sbuild's /tmp); a tmpfs such as
     # /dev/shm makes unpacking and removing the chroot fast (measured: 100 s -> 48 s
     # for a small package, most of it the removal)
@@ -115,6 +116,8 @@ def prepare_hook(settings: SbuildSettings) -> list[str]:
         argv += ["--variant-env", item]
     if settings.package_options:
         argv += ["--package-options", settings.package_options]
+    if settings.mode != "embed":
+        argv += ["--mode", settings.mode]
     # %SBUILD_CHROOT_EXEC last: sbuild's shell splits it into the trailing words
     return [
         *argv,

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from debian import deb822
-
 from hwcapdeb.errors import InputError
 from hwcapdeb.profiles import Architecture, architecture
 

@@ -326,7 +326,8 @@ def test_convert_drop_applies_the_verdict(
     src = tmp_path / "vecmath"
     shutil.copytree(Path(__file__).resolve().parent.parent / "examples" / "vecmath", src)
     all_levels = "x86-64-v2,x86-64-v3,x86-64-v4"
-    assert main(["convert", str(src), "--profile", all_levels, "--drop", "x86-64-v2"]) == 0
+    argv = ["convert", str(src), "--profile", all_levels, "--drop", "x86-64-v2", "--mode", "embed"]
+    assert main(argv) == 0
     manifest = load_manifest(src)
     assert manifest is not None and manifest["profiles"] == ["x86-64-v3", "x86-64-v4"]
     capsys.readouterr()

@@ -41,6 +41,9 @@ def src(tmp_path: Path) -> Path:
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    if argv[0] == "convert" and "--mode" not in argv:
+        # these tests are about embed mode (test_addon.py: the addon, the default for dh)
+        argv = [*argv, "--mode", "embed"]
     code = main(argv)
     out, err = capsys.readouterr()
     return code, out, err
@@ -253,8 +256,11 @@ def test_generated_scripts_are_posix_sh(src: Path, capsys: pytest.CaptureFixture
     text = script.read_text()
     code = [ln for ln in text.splitlines() if not ln.lstrip().startswith("#")]
     assert not [ln for ln in code if "python" in ln]  # build chroots have no python3
+    # embed mode copies dh-hwcaps' static script verbatim; the levels are data
+    assert text == (Path(__file__).parent.parent / "dh-hwcaps" / "hwcaps-variants.sh").read_text()
+    config = (src / "debian" / "hwcapdeb" / "hwcaps").read_text()
     for level in ("x86-64-v2", "x86-64-v3", "x86-64-v4"):
-        assert f"{level}) echo '-march={level} -Wl,-z,{level}' ;;" in text
+        assert f"Level: {level}\nCFlags: -march={level} -Wl,-z,{level}\n" in config
 
 
 def test_converted_tree_makes_a_source_package(

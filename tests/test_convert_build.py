@@ -92,7 +92,8 @@ def build(
 
 
 def convert(tree: Path, *args: str) -> None:
-    assert main(["convert", str(tree), *args]) == 0
+    mode = [] if "--mode" in args else ["--mode", "embed"]
+    assert main(["convert", str(tree), *args, *mode]) == 0
 
 
 def copy_example(base: Path, name: str) -> Path:
@@ -628,3 +629,46 @@ def test_non_dh_rules_with_variant_tests_build_one_after_the_other(
     assert v2_done < v3_started
     if "x86-64-v3" in supported_levels():
         assert "hwcapdeb: x86-64-v3: tests ran natively" in built.log
+
+
+RACE_RULES = (
+    "\n# issue 12, provoked in order rather than by luck (RACE_DIR: a directory for the\n"
+    "# handshake).  A variant makes a file in its tree and waits; the baseline lists\n"
+    "# its whole tree (as dh_autoreconf's find does), lets the variant delete the\n"
+    "# file, then reads every listed file (dh_autoreconf's md5sum).\n"
+    "WAIT = n=0; until [ -e $$RACE_DIR/$(1) ] || [ $$n -ge 300 ]; do sleep 0.1; n=$$((n+1)); done\n"
+    "execute_before_dh_auto_build:\n"
+    '\tif [ -n "$$HWCAPDEB_VARIANT" ]; then \\\n'
+    "\t  mkdir -p churn && touch churn/tmp $$RACE_DIR/created-$$HWCAPDEB_VARIANT; \\\n"
+    "\t  $(call WAIT,listed); \\\n"
+    "\t  rm -rf churn && touch $$RACE_DIR/removed-$$HWCAPDEB_VARIANT; \\\n"
+    "\tfi\n"
+    "execute_before_dh_auto_configure:\n"
+    '\tif [ -z "$$HWCAPDEB_VARIANT" ]; then \\\n'
+    "\t  $(call WAIT,created-x86-64-v3); \\\n"
+    "\t  find . -type f >$$RACE_DIR/list && touch $$RACE_DIR/listed; \\\n"
+    "\t  $(call WAIT,removed-x86-64-v3); \\\n"
+    "\t  xargs md5sum <$$RACE_DIR/list >/dev/null; \\\n"
+    "\tfi\n"
+)
+
+
+def test_variant_trees_never_change_under_the_baselines_tree_walkers(tmp_path: Path) -> None:
+    """The race seen in the corpus test, provoked: a file of a variant's tree is
+    listed by the baseline's tree walker and gone when the walker reads it."""
+    tree = copy_example(tmp_path, "race")
+    add_to_rules(tree, RACE_RULES)
+    convert(tree, "--profile", "x86-64-v2,x86-64-v3")
+    race = tmp_path / "handshake"
+    race.mkdir()
+    env = {"HWCAPDEB_VARIANT_JOBS": "2", "HWCAPDEB_VARIANT_TESTS": "none", "RACE_DIR": str(race)}
+    built = build(tree, env)
+    assert "2 variants build at a time beside the baseline" in built.log
+    # the handshake happened: the walker listed the tree while the variant's file existed
+    assert {p.name for p in race.iterdir()} >= {"listed", "created-x86-64-v3", "removed-x86-64-v3"}
+    root = built.unpack("libvecmath1")
+    assert (hwcaps_dir(root, "x86-64-v3") / "libvecmath.so.1").is_symlink()
+    # clean leaves nothing beside the tree either
+    subprocess.run(["debian/rules", "clean"], cwd=tree, check=True, capture_output=True)
+    assert not list(tree.parent.glob(".hwcapdeb-*"))
+    assert not (tree / "debian/hwcapdeb/.build").exists()

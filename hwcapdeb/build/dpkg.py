@@ -28,8 +28,8 @@ from debian.deb822 import Changes
 
 from hwcapdeb.build import BuildRequest, BuildResult
 from hwcapdeb.errors import BuildError, InputError, MissingToolError
-from hwcapdeb.validate import read_bytes
 from hwcapdeb.tools import find_tool, run
+from hwcapdeb.validate import read_bytes
 
 #: how many lines of a failed build's log the error shows
 TAIL_LINES = 25

@@ -162,6 +162,14 @@ def _summary(outcome: BuildOutcome, profiles: list[Profile]) -> None:
     help="Variants in the library's own package, or in one package per level (see convert).",
 )
 @click.option(
+    "--mode",
+    type=click.Choice(("addon", "embed")),
+    default="embed",
+    show_default=True,
+    help="Conversion mode (see convert); addon installs the dh-hwcaps .deb "
+    "(out/deb, built by 'make deb' if missing) on the host, or gives it to sbuild.",
+)
+@click.option(
     "--variant-make-var",
     "variant_make_vars",
     multiple=True,
@@ -203,6 +211,7 @@ def command(
     builder: str,
     dist: str | None,
     layout: str,
+    mode: str,
     variant_make_vars: tuple[str, ...],
     variant_env: tuple[str, ...],
     builder_args: tuple[str, ...],
@@ -229,6 +238,7 @@ def command(
         keep_work=keep_work,
         extra_args=builder_args,
         layout=layout,
+        mode=mode,
         variant_make_vars=variant_make_vars,
         variant_env=variant_env,
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from hwcapdeb.convert import LAYOUTS, ConvertOptions, check_options, convert
+from hwcapdeb.convert import LAYOUTS, MODES, ConvertOptions, check_options, convert
 from hwcapdeb.profiles import ProfileRegistry, check_profile
 
 
@@ -27,6 +27,14 @@ from hwcapdeb.profiles import ProfileRegistry, check_profile
     default="inline",
     show_default=True,
     help="inline: variants in the library package; split: one package per level.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default=None,
+    help="addon: Build-Depends on dh-sequence-hwcaps plus debian/hwcaps (the default "
+    "for rules using dh); embed: the machinery copied into debian/hwcapdeb/ (the "
+    "default otherwise; no new build dependency).",
 )
 @click.option("--dry-run", "-n", is_flag=True, help="Print the diff; change nothing.")
 @click.option("--version-suffix", help="Add a changelog entry with version+SUFFIX (e.g. +hwcaps1).")
@@ -57,6 +65,7 @@ def command(
     src_dir: Path,
     profiles: tuple[str, ...],
     layout: str,
+    mode: str | None,
     dry_run: bool,
     version_suffix: str | None,
     make_vars: tuple[str, ...],
@@ -67,7 +76,8 @@ def command(
     """Convert the Debian source package in SRC_DIR (only debian/ changes).
 
     The converted package builds with plain dpkg-buildpackage or sbuild,
-    without hwcapdeb installed; 'hwcapdeb revert' restores the original.
+    without hwcapdeb installed (addon mode: with dh-hwcaps installed);
+    'hwcapdeb revert' restores the original.
     Converting again with the same options changes nothing.
     """
     resolved = ProfileRegistry().resolve_many(list(profiles))
@@ -81,6 +91,7 @@ def command(
         version_suffix=version_suffix,
         variant_make_vars=make_vars,
         variant_env=variant_env,
+        mode=mode,
     )
     check_options(options)
     for profile in resolved:

@@ -49,6 +49,14 @@ from hwcapdeb.sbuildrc import RcFinding, SbuildSettings, check_rc, read_rc, rend
     help="With --profile: variants in the library package, or one package per level.",
 )
 @click.option(
+    "--mode",
+    type=click.Choice(["addon", "embed"]),
+    default="embed",
+    show_default=True,
+    help="With --profile: conversion mode; addon installs the dh-hwcaps .deb "
+    "(out/deb, 'make deb') in each chroot.",
+)
+@click.option(
     "--variant-make-var",
     "make_vars",
     multiple=True,
@@ -92,6 +100,7 @@ def command(
     no_verify: bool,
     tmpdir: Path | None,
     layout: str,
+    mode: str,
     make_vars: tuple[str, ...],
     variant_env: tuple[str, ...],
     package_options: Path | None,
@@ -108,7 +117,9 @@ def command(
     if profile_names:
         arch = host_arch()
         profiles = tuple(p.name for p in ProfileRegistry().resolve_many(list(profile_names), arch))
-    if (make_vars or variant_env or package_options or layout != "inline") and not profiles:
+    if (
+        make_vars or variant_env or package_options or layout != "inline" or mode != "embed"
+    ) and not profiles:
         raise UsageError(
             "--layout, --variant-make-var, --variant-env and --package-options are "
             "conversion options",
@@ -123,6 +134,7 @@ def command(
         verify=not no_verify,
         profiles=profiles,
         layout=layout,
+        mode=mode,
         variant_make_vars=make_vars,
         variant_env=variant_env,
         package_options=str(package_options.resolve()) if package_options else None,

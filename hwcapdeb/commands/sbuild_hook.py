@@ -20,6 +20,13 @@ def command() -> None:
 @click.option("--arch", required=True, help="Host architecture (%SBUILD_HOST_ARCH).")
 @click.option("--dsc", "dsc_spec", required=True, help="%SBUILD_DSC: a .dsc or NAME_VERSION.")
 @click.option("--layout", default="inline", show_default=True, help="inline or split.")
+@click.option(
+    "--mode",
+    type=click.Choice(("addon", "embed")),
+    default="embed",
+    show_default=True,
+    help="Conversion mode; addon installs the dh-hwcaps .deb in the chroot.",
+)
 @click.option("--variant-make-var", "make_vars", multiple=True, metavar="NAME=VALUE")
 @click.option("--variant-env", "variant_env", multiple=True, metavar="NAME=VALUE")
 @click.option(
@@ -33,6 +40,7 @@ def prepare_command(
     arch: str,
     dsc_spec: str,
     layout: str,
+    mode: str,
     make_vars: tuple[str, ...],
     variant_env: tuple[str, ...],
     package_options: Path | None,
@@ -44,6 +52,7 @@ def prepare_command(
         variant_make_vars=make_vars,
         variant_env=variant_env,
         package_options=package_options,
+        mode=mode,
     )
     prepared = prepare(dsc_spec, exec_words, profile_names, arch, options)
     click.echo(
