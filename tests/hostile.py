@@ -30,8 +30,10 @@ from tests.elfbuild import compile_library
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "vecmath"
 HWCAPDEB = Path(sys.executable).with_name("hwcapdeb")
-CONTROL = "Package: libhw1\nVersion: 1.0-1\nArchitecture: amd64\nMaintainer: T <t@example.org>\n" \
-          "Description: hostile\n"
+CONTROL = (
+    "Package: libhw1\nVersion: 1.0-1\nArchitecture: amd64\nMaintainer: T <t@example.org>\n"
+    "Description: hostile\n"
+)
 
 
 # -- the box every run happens in -------------------------------------------------------
@@ -56,8 +58,12 @@ class Box:
         return self.root / "outside" / "sentinel"
 
     def env(self) -> dict[str, str]:
-        return {"TMPDIR": str(self.tmp), "HOME": str(self.home),
-                "XDG_CONFIG_HOME": str(self.home / ".config"), "LC_ALL": "C.UTF-8"}
+        return {
+            "TMPDIR": str(self.tmp),
+            "HOME": str(self.home),
+            "XDG_CONFIG_HOME": str(self.home / ".config"),
+            "LC_ALL": "C.UTF-8",
+        }
 
 
 def make_box(tmp_path: Path) -> Box:
@@ -89,8 +95,12 @@ def snapshot(root: Path, skip: Path) -> dict[str, tuple[object, ...]]:
                 digest = hashlib.sha256(path.read_bytes()).hexdigest()
                 result[rel.decode(errors="replace")] = ("file", digest, st.st_mode)
             else:
-                result[rel.decode(errors="replace")] = ("other", st.st_mode, st.st_size,
-                                                        st.st_mtime_ns)
+                result[rel.decode(errors="replace")] = (
+                    "other",
+                    st.st_mode,
+                    st.st_size,
+                    st.st_mtime_ns,
+                )
     return result
 
 
@@ -105,8 +115,9 @@ def alarm(signum: int, frame: object) -> None:
     raise TimeoutError("the command hung (SIGALRM after the time limit)")
 
 
-def invoke(box: Box, argv: list[str], env: dict[str, str] | None = None,
-           timeout: int = 60) -> Outcome:
+def invoke(
+    box: Box, argv: list[str], env: dict[str, str] | None = None, timeout: int = 60
+) -> Outcome:
     """``hwcapdeb ARGV`` in this process, in the box, cut by SIGALRM if it hangs."""
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
     for key in ("HWCAPDEB_PROFILE_PATH", "HWCAPDEB_DEBUG", "GLIBC_TUNABLES"):
@@ -130,9 +141,14 @@ def invoke(box: Box, argv: list[str], env: dict[str, str] | None = None,
     return Outcome(code, out.getvalue(), err.getvalue())
 
 
-def check(box: Box, argv: list[str], env: dict[str, str] | None = None, *,
-          codes: tuple[int, ...] = (0, 1, 2), writes: Callable[[str], bool] | None = None,
-          ) -> Outcome:
+def check(
+    box: Box,
+    argv: list[str],
+    env: dict[str, str] | None = None,
+    *,
+    codes: tuple[int, ...] = (0, 1, 2),
+    writes: Callable[[str], bool] | None = None,
+) -> Outcome:
     """Run and check: a known exit status, one error line, no traceback, no stray writes."""
     before = snapshot(box.root, box.tmp)
     result = invoke(box, argv, env)
@@ -144,7 +160,15 @@ def check(box: Box, argv: list[str], env: dict[str, str] | None = None, *,
         errors = [line for line in result.err.splitlines() if line.startswith("hwcapdeb: error:")]
         assert len(errors) == 1, result.err
     changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
-    stray = sorted(k for k in changed if not (writes and writes(k)))
+    # the user's cache (~/.cache/hwcapdeb: archive answers, loaders) is hwcapdeb's to write
+    cache = ("home", "home/.cache", "home/.cache/hwcapdeb")
+    stray = sorted(
+        k
+        for k in changed
+        if not (writes and writes(k))
+        and k not in cache
+        and not k.startswith("home/.cache/hwcapdeb/")
+    )
     assert not stray, f"written outside the scratch directory: {stray}"
     assert box.sentinel.read_text() == "original\n"
     assert not list(box.tmp.iterdir()), f"scratch left behind: {list(box.tmp.iterdir())}"
@@ -189,11 +213,14 @@ def folder(name: str) -> tuple[tarfile.TarInfo, None]:
     return info, None
 
 
-def make_deb(path: Path, data: list[tuple[tarfile.TarInfo, bytes | None]],
-             control: str = CONTROL) -> Path:
+def make_deb(
+    path: Path, data: list[tuple[tarfile.TarInfo, bytes | None]], control: str = CONTROL
+) -> Path:
     control_tar = _tar([reg("./control", control.encode())])
-    return _ar(path, [("debian-binary", b"2.0\n"), ("control.tar.gz", control_tar),
-                      ("data.tar.gz", _tar(data))])
+    return _ar(
+        path,
+        [("debian-binary", b"2.0\n"), ("control.tar.gz", control_tar), ("data.tar.gz", _tar(data))],
+    )
 
 
 def copy_example(box: Box) -> Path:
@@ -225,7 +252,7 @@ ODD: dict[str, Callable[[Path], None]] = {
     "directory": lambda p: p.mkdir(),
     "garbage": garbage,
     "huge-line": huge,
-    "non-utf8": lambda p: p.write_bytes(b"Package: \xff\xfe\nflags : \x80\x81\n{\"\xff\": 1}\n"),
+    "non-utf8": lambda p: p.write_bytes(b'Package: \xff\xfe\nflags : \x80\x81\n{"\xff": 1}\n'),
     "fifo": lambda p: os.mkfifo(p),
     "dev-zero": lambda p: p.symlink_to("/dev/zero"),
     "link-loop": lambda p: p.symlink_to(p.name),
@@ -243,9 +270,9 @@ def library() -> bytes:
         return compile_library(Path(tmp) / "libhw.so.1.0", soname="libhw.so.1").read_bytes()
 
 
-def in_tree(rel: str) -> Callable[[Box, Callable[[Path], None]],
-                                   tuple[list[str], dict[str, str]]]:
+def in_tree(rel: str) -> Callable[[Box, Callable[[Path], None]], tuple[list[str], dict[str, str]]]:
     """A package tree with a baseline and a v3 variant; ``rel`` (below the libdir) made odd."""
+
     def make(box: Box, odd: Callable[[Path], None]) -> tuple[list[str], dict[str, str]]:
         libdir = box.root / LIBDIR
         for level in ("", "glibc-hwcaps/x86-64-v3/"):
@@ -259,4 +286,5 @@ def in_tree(rel: str) -> Callable[[Box, Callable[[Path], None]],
             path.unlink()
         odd(path)
         return ["verify", "--no-probe", "--matrix", str(box.root / "tree")], {}
+
     return make

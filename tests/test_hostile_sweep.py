@@ -64,23 +64,30 @@ class Target:
     writes: Callable[[Box], Callable[[str], bool] | None] = lambda box: None
 
 
-def _plain(argv: list[str], name: str, env: Callable[[Box], dict[str, str]] | None = None
-           ) -> Callable[[Box, Callable[[Path], None]], tuple[list[str], dict[str, str]]]:
+def _plain(
+    argv: list[str], name: str, env: Callable[[Box], dict[str, str]] | None = None
+) -> Callable[[Box, Callable[[Path], None]], tuple[list[str], dict[str, str]]]:
     def make(box: Box, odd: Callable[[Path], None]) -> tuple[list[str], dict[str, str]]:
         path = box.root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         odd(path)
         if "{src}" in argv:
             shutil.copytree(EXAMPLE, box.root / "vecmath", symlinks=True)
-        words = [a.replace("{}", str(path)).replace("{dir}", str(path.parent))
-                 .replace("{up2}", str(path.parent.parent))
-                 .replace("{src}", str(box.root / "vecmath")) for a in argv]
+        words = [
+            a.replace("{}", str(path))
+            .replace("{dir}", str(path.parent))
+            .replace("{up2}", str(path.parent.parent))
+            .replace("{src}", str(box.root / "vecmath"))
+            for a in argv
+        ]
         return words, env(box) if env else {}
+
     return make
 
 
-def _in_source(rel: str) -> Callable[[Box, Callable[[Path], None]],
-                                     tuple[list[str], dict[str, str]]]:
+def _in_source(
+    rel: str,
+) -> Callable[[Box, Callable[[Path], None]], tuple[list[str], dict[str, str]]]:
     def make(box: Box, odd: Callable[[Path], None]) -> tuple[list[str], dict[str, str]]:
         src = box.root / "vecmath"
         shutil.copytree(EXAMPLE, src, symlinks=True)
@@ -93,15 +100,19 @@ def _in_source(rel: str) -> Callable[[Box, Callable[[Path], None]],
                 path.unlink()
         odd(path)
         return ["convert", "-p", "x86-64-v3", str(src)], {}
+
     return make
 
 
-def _build_in_source(rel: str) -> Callable[[Box, Callable[[Path], None]],
-                                           tuple[list[str], dict[str, str]]]:
+def _build_in_source(
+    rel: str,
+) -> Callable[[Box, Callable[[Path], None]], tuple[list[str], dict[str, str]]]:
     """``build`` of a tree whose ``rel`` is odd: refused before any build starts."""
+
     def make(box: Box, odd: Callable[[Path], None]) -> tuple[list[str], dict[str, str]]:
         argv, env = _in_source(rel)(box, odd)
         return ["build", "-p", "x86-64-v3", "--out", str(box.root / "vecmath/out"), argv[-1]], env
+
     return make
 
 
@@ -125,8 +136,9 @@ TARGETS: dict[str, Target] = {
     "verify-changes": Target(_plain(["verify", "--no-probe", "{}"], "in/x_1_amd64.changes")),
     "verify-buildinfo": Target(_plain(["verify", "--no-probe", "{}"], "in/x_1_amd64.buildinfo")),
     "verify-output-dir": Target(_plain(["verify", "--no-probe", "{dir}"], "in/y_1_amd64.deb")),
-    "verify-staging-control": Target(_plain(["verify", "--no-probe", "{up2}"],
-                                            "in/stage/DEBIAN/control")),
+    "verify-staging-control": Target(
+        _plain(["verify", "--no-probe", "{up2}"], "in/stage/DEBIAN/control")
+    ),
     "verify-tree-variant": Target(in_tree("glibc-hwcaps/x86-64-v3/libhw.so.1.0")),
     "verify-tree-variant-link": Target(in_tree("glibc-hwcaps/x86-64-v3/libhw.so.1")),
     "verify-tree-baseline": Target(in_tree("libhw.so.1.0")),
@@ -146,8 +158,10 @@ TARGETS: dict[str, Target] = {
     "revert-manifest": Target(_revert),
     "convert-state-file": Target(_in_source("debian/hwcapdeb/README"), _convert_writes),
     "convert-state-dir": Target(_in_source("debian/hwcapdeb"), _convert_writes),
-    "build-dsc": Target(_plain(["build", "-p", "x86-64-v3", "--out", "{}.out", "{}"], "in/x.dsc"),
-                        lambda box: lambda rel: rel.startswith("in/x.dsc.out")),
+    "build-dsc": Target(
+        _plain(["build", "-p", "x86-64-v3", "--out", "{}.out", "{}"], "in/x.dsc"),
+        lambda box: lambda rel: rel.startswith("in/x.dsc.out"),
+    ),
     "build-changelog": Target(_build_in_source("debian/changelog"), _convert_writes),
     "build-control": Target(_build_in_source("debian/control"), _convert_writes),
     "sbuild-config-check": Target(_plain(["sbuild-config", "--check", "{}"], "in/sbuildrc")),
@@ -195,14 +209,32 @@ def test_sweep_package_options_file(box: Box, kind: str) -> None:
 
 # -- mutated real inputs: manifests and CPU dumps ----------------------------------------
 
-_VALUES: list[object] = [None, 1, -1, 1.5, True, "", "x", "../../x", "/etc/passwd", [], {}, ["a"],
-                         {"a": 1}, "0" * 64, "777", "debian/hwcapdeb/x", "debian/rules"]
+_VALUES: list[object] = [
+    None,
+    1,
+    -1,
+    1.5,
+    True,
+    "",
+    "x",
+    "../../x",
+    "/etc/passwd",
+    [],
+    {},
+    ["a"],
+    {"a": 1},
+    "0" * 64,
+    "777",
+    "debian/hwcapdeb/x",
+    "debian/rules",
+]
 
 
 def _json_paths(doc: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
     found: list[tuple[object, ...]] = []
-    items = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) \
-        else []
+    items = (
+        doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else []
+    )
     for key, value in items:
         found += [(*prefix, key), *_json_paths(value, (*prefix, key))]
     return found
@@ -216,12 +248,17 @@ def test_mutated_manifests(box: Box, src: Path) -> None:
     from hwcapdeb import convert as conv
     from hwcapdeb.profiles import ProfileRegistry
 
-    check(box, ["convert", "-p", "x86-64-v3", "--version-suffix", "+hw1", str(src)], codes=(0,),
-          writes=inside_tree(src))
+    check(
+        box,
+        ["convert", "--mode", "embed", "-p", "x86-64-v3", "--version-suffix", "+hw1", str(src)],
+        codes=(0,),
+        writes=inside_tree(src),
+    )
     manifest = src / "debian/hwcapdeb/manifest.json"
     original = json.loads(manifest.read_text())
-    options = conv.ConvertOptions(profiles=tuple(ProfileRegistry().resolve_many(["x86-64-v3"])),
-                                  version_suffix="+hw1")
+    options = conv.ConvertOptions(
+        profiles=tuple(ProfileRegistry().resolve_many(["x86-64-v3"])), version_suffix="+hw1"
+    )
     rng = random.Random(3)
     paths = _json_paths(original)
     for _ in range(300):
@@ -262,9 +299,12 @@ def test_mutated_cpu_dumps(box: Box) -> None:
             data = bytearray(b"\n".join(lines))
         else:
             odd = [b"", b"0x", b"-1", b"9" * 30, b"0xzz", b" \xff\xfe", b" avx2 " * 500]
-            data = bytearray(b"\n".join(
-                line.split(b"=")[0] + b"=" + rng.choice(odd) if rng.random() < 0.3 else line
-                for line in lines))
+            data = bytearray(
+                b"\n".join(
+                    line.split(b"=")[0] + b"=" + rng.choice(odd) if rng.random() < 0.3 else line
+                    for line in lines
+                )
+            )
         path.write_bytes(bytes(data))
         for arch in ("amd64", "ppc64el", "s390x"):
             with contextlib.suppress(HwcapdebError):
@@ -279,8 +319,23 @@ def test_random_member_sequences_stay_inside(box: Box) -> None:
     out = str(box.sentinel.parent)
     benign = ["a", "a/b", "a/b/c", "l", "a/l", "./a/./b", "h", "a/h", "a/b/l"]
     names = [*benign * 3, "l/x", "a/l/x", "../x", "/abs", "a/../../x", "l/../x", "l/sentinel"]
-    targets = ["a", "a/b", "..", "../..", "../../..", "/", out, out + "/sentinel", "/etc",
-               "l", "a/l", ".", "b", "../" * 12 + "etc", "l/.."]
+    targets = [
+        "a",
+        "a/b",
+        "..",
+        "../..",
+        "../../..",
+        "/",
+        out,
+        out + "/sentinel",
+        "/etc",
+        "l",
+        "a/l",
+        ".",
+        "b",
+        "../" * 12 + "etc",
+        "l/..",
+    ]
     before = snapshot(box.root, box.tmp)
     for i in range(500):
         members: list[tuple[tarfile.TarInfo, bytes | None]] = []
