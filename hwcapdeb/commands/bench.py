@@ -17,6 +17,7 @@ from hwcapdeb.bench import (
     run_bench,
     write_profiles,
 )
+from hwcapdeb.commands import options
 from hwcapdeb.output import emit_json
 from hwcapdeb.target_loader import select_loader
 
@@ -106,10 +107,8 @@ def render(report: BenchReport) -> None:
 @click.option("--show-output", is_flag=True, help="Let COMMAND's output through.")
 @click.option("--write-profiles", "profiles_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the kept variants, one profile a line, for 'hwcapdeb convert'.")
-@click.option("--loader-root", type=click.Path(path_type=Path), metavar="ROOT",
-              help="Run COMMAND with the ld.so of this unpacked root (or chroot tarball) of the "
-                   "target release (default: found from a .changes/.buildinfo, else the host's).")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@options.loader_root_option(default="found from a .changes/.buildinfo, else the host's")
+@options.json_option()
 def command(
     path: Path,
     command: tuple[str, ...],

@@ -16,6 +16,7 @@ from hwcapdeb.build.chroot import check_dist
 from hwcapdeb.build.dpkg import BuildFailed, host_arch
 from hwcapdeb.build.sbuild import DEFAULT_CACHE
 from hwcapdeb.buildjob import VARIANT_TESTS, BuildJob, BuildOutcome, parse_progress, run_job
+from hwcapdeb.commands import options
 from hwcapdeb.errors import UsageError
 from hwcapdeb.profiles import BASELINE, Profile, ProfileRegistry, check_profile
 
@@ -115,14 +116,7 @@ def _summary(outcome: BuildOutcome, profiles: list[Profile]) -> None:
 
 @click.command("build")
 @click.argument("source", metavar="SRC_DIR|FILE.dsc", type=click.Path(path_type=Path))
-@click.option(
-    "--profile",
-    "-p",
-    "profile_names",
-    multiple=True,
-    required=True,
-    help="Profile(s) to add, comma separated or repeated (see 'hwcapdeb profiles').",
-)
+@options.profile_option()
 @click.option(
     "--out",
     "out_dir",
@@ -148,41 +142,14 @@ def _summary(outcome: BuildOutcome, profiles: list[Profile]) -> None:
     show_default=True,
     help="How to build: dpkg-buildpackage here, or sbuild in a clean chroot.",
 )
-@click.option(
-    "--dist",
-    metavar="RELEASE",
-    help="With --builder sbuild: the Debian release to build for, e.g. unstable (default: "
-    "this machine's); its chroot tarball is ~/.cache/sbuild/RELEASE-ARCH.tar.zst.",
+@options.dist_option(
+    prefix="With --builder sbuild: ",
+    default="this machine's; the chroot tarball is ~/.cache/sbuild/RELEASE-ARCH.tar.zst",
 )
-@click.option(
-    "--layout",
-    type=click.Choice(("inline", "split")),
-    default="inline",
-    show_default=True,
-    help="Variants in the library's own package, or in one package per level (see convert).",
-)
-@click.option(
-    "--mode",
-    type=click.Choice(("addon", "embed")),
-    default="embed",
-    show_default=True,
-    help="Conversion mode (see convert); addon installs the dh-hwcaps .deb "
-    "(out/deb, built by 'make deb' if missing) on the host, or gives it to sbuild.",
-)
-@click.option(
-    "--variant-make-var",
-    "variant_make_vars",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Pass NAME=VALUE on each variant build's make command line (as convert does).",
-)
-@click.option(
-    "--variant-env",
-    "variant_env",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Set NAME=VALUE in each variant build's environment (as convert does).",
-)
+@options.layout_option()
+@options.mode_option()
+@options.variant_make_var_option()
+@options.variant_env_option()
 @click.option(
     "--builder-arg",
     "--sbuild-arg",

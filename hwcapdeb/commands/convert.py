@@ -7,51 +7,20 @@ from pathlib import Path
 
 import click
 
-from hwcapdeb.convert import LAYOUTS, MODES, ConvertOptions, check_options, convert
+from hwcapdeb.commands import options
+from hwcapdeb.convert import ConvertOptions, check_options, convert
 from hwcapdeb.profiles import ProfileRegistry, check_profile
 
 
 @click.command("convert")
 @click.argument("src_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option(
-    "--profile",
-    "-p",
-    "profiles",
-    multiple=True,
-    required=True,
-    help="Profile to build (name, alias or .json file); repeat or comma-separate.",
-)
-@click.option(
-    "--layout",
-    type=click.Choice(LAYOUTS),
-    default="inline",
-    show_default=True,
-    help="inline: variants in the library package; split: one package per level.",
-)
-@click.option(
-    "--mode",
-    type=click.Choice(MODES),
-    default=None,
-    help="addon: Build-Depends on dh-sequence-hwcaps plus debian/hwcaps (the default "
-    "for rules using dh); embed: the machinery copied into debian/hwcapdeb/ (the "
-    "default otherwise; no new build dependency).",
-)
+@options.profile_option()
+@options.layout_option()
+@options.mode_option(default=None)
 @click.option("--dry-run", "-n", is_flag=True, help="Print the diff; change nothing.")
 @click.option("--version-suffix", help="Add a changelog entry with version+SUFFIX (e.g. +hwcaps1).")
-@click.option(
-    "--variant-make-var",
-    "make_vars",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Pass NAME=VALUE on each variant build's make command line (repeatable).",
-)
-@click.option(
-    "--variant-env",
-    "variant_env",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Set NAME=VALUE in each variant build's environment (repeatable).",
-)
+@options.variant_make_var_option()
+@options.variant_env_option()
 @click.option(
     "--drop",
     "drop",
@@ -63,12 +32,12 @@ from hwcapdeb.profiles import ProfileRegistry, check_profile
 @click.option("--verbose", "-v", is_flag=True, help="Name every file written.")
 def command(
     src_dir: Path,
-    profiles: tuple[str, ...],
+    profile_names: tuple[str, ...],
     layout: str,
     mode: str | None,
     dry_run: bool,
     version_suffix: str | None,
-    make_vars: tuple[str, ...],
+    variant_make_vars: tuple[str, ...],
     variant_env: tuple[str, ...],
     drop: tuple[str, ...],
     verbose: bool,
@@ -80,7 +49,7 @@ def command(
     'hwcapdeb revert' restores the original.
     Converting again with the same options changes nothing.
     """
-    resolved = ProfileRegistry().resolve_many(list(profiles))
+    resolved = ProfileRegistry().resolve_many(list(profile_names))
     if drop:
         from hwcapdeb.bench import drop_levels  # the bench verdict, applied
 
@@ -89,7 +58,7 @@ def command(
         tuple(resolved),
         layout=layout,
         version_suffix=version_suffix,
-        variant_make_vars=make_vars,
+        variant_make_vars=variant_make_vars,
         variant_env=variant_env,
         mode=mode,
     )

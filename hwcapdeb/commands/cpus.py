@@ -6,6 +6,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from hwcapdeb.commands import options
 from hwcapdeb.cpu import (
     HOST,
     REPRESENTATIVE_CPUS,
@@ -28,18 +29,16 @@ def _next_gap(model: CpuModel) -> tuple[str | None, list[str]]:
 
 
 @click.command("cpus")
-@click.option("--arch", "arch_name", default="amd64", show_default=True,
-              help="Debian architecture.")
-@click.option("--cpu", "extra", multiple=True, metavar="CPU",
-              help="Also show this CPU (archspec name or saved dump); repeatable.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def command(arch_name: str, extra: tuple[str, ...], as_json: bool) -> None:
+@options.arch_option(default="amd64")
+@options.cpu_option(multiple=True, what="Also show this CPU")
+@options.json_option()
+def command(arch_name: str, cpus: tuple[str, ...], as_json: bool) -> None:
     """Named CPUs with the highest glibc-hwcaps level each loads, and what the next one needs."""
     arch = architecture(arch_name)
     arch.require_hwcaps()
     tables = hwcap_tables()
     names = list(tables[arch_name].named) if arch_name in tables else list(REPRESENTATIVE_CPUS)
-    models = [cpu_model(name, arch_name) for name in (*names, *extra)]
+    models = [cpu_model(name, arch_name) for name in (*names, *cpus)]
     if host_arch() == arch_name:
         models.append(cpu_model(HOST, arch_name))
     if as_json:

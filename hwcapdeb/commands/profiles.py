@@ -6,13 +6,14 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from hwcapdeb.commands import options
 from hwcapdeb.output import emit_json
 from hwcapdeb.profiles import ProfileRegistry, architecture, architectures
 
 
 @click.command("profiles")
-@click.option("--arch", "arch_name", help="Debian architecture (default: all with glibc-hwcaps).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@options.arch_option(note="default: all with glibc-hwcaps")
+@options.json_option()
 def command(arch_name: str | None, as_json: bool) -> None:
     """List glibc-hwcaps levels (with glibc's feature lists) and the build profiles."""
     if arch_name:

@@ -9,6 +9,7 @@ import click
 from hwcapdeb.build.chroot import canonical_dist, check_dist
 from hwcapdeb.build.dpkg import host_arch
 from hwcapdeb.build.sbuild import AUTO, DEFAULT_CACHE, DEFAULT_MIRROR, Preflight, preflight
+from hwcapdeb.commands import options
 from hwcapdeb.errors import HwcapdebError, UsageError
 from hwcapdeb.profiles import ProfileRegistry
 from hwcapdeb.releases import host_codename
@@ -16,18 +17,11 @@ from hwcapdeb.sbuildrc import RcFinding, SbuildSettings, check_rc, read_rc, rend
 
 
 @click.command("sbuild-config")
-@click.option(
-    "--profile",
-    "profile_names",
-    multiple=True,
-    help="Convert every package sbuild builds with these profiles (rebuild campaign).",
+@options.profile_option(
+    required=False,
+    prefix="Convert every package sbuild builds with PROFILE (a rebuild campaign); ",
 )
-@click.option(
-    "--dist",
-    metavar="RELEASE",
-    help="Debian release to build for, e.g. unstable (default: the changelog's; "
-    "--check: this machine's).",
-)
+@options.dist_option(default="the changelog's; --check: this machine's")
 @click.option(
     "--chroot-mode",
     default="unshare",
@@ -41,40 +35,11 @@ from hwcapdeb.sbuildrc import RcFinding, SbuildSettings, check_rc, read_rc, rend
     help="Unpack unshare chroots under this directory (a tmpfs such as /dev/shm is much "
     "faster than disk).",
 )
-@click.option(
-    "--layout",
-    type=click.Choice(["inline", "split"]),
-    default="inline",
-    show_default=True,
-    help="With --profile: variants in the library package, or one package per level.",
-)
-@click.option(
-    "--mode",
-    type=click.Choice(["addon", "embed"]),
-    default="embed",
-    show_default=True,
-    help="With --profile: conversion mode; addon installs the dh-hwcaps .deb "
-    "(out/deb, 'make deb') in each chroot.",
-)
-@click.option(
-    "--variant-make-var",
-    "make_vars",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="With --profile: make variable for every variant build of every package.",
-)
-@click.option(
-    "--variant-env",
-    "variant_env",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="With --profile: environment of every variant build of every package.",
-)
-@click.option(
-    "--package-options",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="With --profile: deb822 file with per-package Layout, Variant-Make-Vars, Variant-Env.",
-)
+@options.layout_option(prefix=options.WITH_PROFILE)
+@options.mode_option(prefix=options.WITH_PROFILE)
+@options.variant_make_var_option(prefix=options.WITH_PROFILE)
+@options.variant_env_option(prefix=options.WITH_PROFILE)
+@options.package_options_option(exists=True, prefix=options.WITH_PROFILE)
 @click.option(
     "--check",
     "check_file",
@@ -101,7 +66,7 @@ def command(
     tmpdir: Path | None,
     layout: str,
     mode: str,
-    make_vars: tuple[str, ...],
+    variant_make_vars: tuple[str, ...],
     variant_env: tuple[str, ...],
     package_options: Path | None,
     check_file: str | None,
@@ -118,7 +83,7 @@ def command(
         arch = host_arch()
         profiles = tuple(p.name for p in ProfileRegistry().resolve_many(list(profile_names), arch))
     if (
-        make_vars or variant_env or package_options or layout != "inline" or mode != "embed"
+        variant_make_vars or variant_env or package_options or layout != "inline" or mode != "embed"
     ) and not profiles:
         raise UsageError(
             "--layout, --variant-make-var, --variant-env and --package-options are "
@@ -135,7 +100,7 @@ def command(
         profiles=profiles,
         layout=layout,
         mode=mode,
-        variant_make_vars=make_vars,
+        variant_make_vars=variant_make_vars,
         variant_env=variant_env,
         package_options=str(package_options.resolve()) if package_options else None,
         tmpdir=str(tmpdir.resolve()) if tmpdir else None,

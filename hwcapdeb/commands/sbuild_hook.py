@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from hwcapdeb.bench_results import write_results
+from hwcapdeb.commands import options
 from hwcapdeb.sbuild_hooks import CampaignOptions, prepare
 
 
@@ -16,45 +17,35 @@ def command() -> None:
 
 
 @command.command("prepare")
-@click.option("--profile", "profile_names", multiple=True, required=True, help="Profiles.")
-@click.option("--arch", required=True, help="Host architecture (%SBUILD_HOST_ARCH).")
+@options.profile_option()
+@options.arch_option(required=True, note="sbuild's %SBUILD_HOST_ARCH")
 @click.option("--dsc", "dsc_spec", required=True, help="%SBUILD_DSC: a .dsc or NAME_VERSION.")
-@click.option("--layout", default="inline", show_default=True, help="inline or split.")
-@click.option(
-    "--mode",
-    type=click.Choice(("addon", "embed")),
-    default="embed",
-    show_default=True,
-    help="Conversion mode; addon installs the dh-hwcaps .deb in the chroot.",
-)
-@click.option("--variant-make-var", "make_vars", multiple=True, metavar="NAME=VALUE")
-@click.option("--variant-env", "variant_env", multiple=True, metavar="NAME=VALUE")
-@click.option(
-    "--package-options",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="deb822 file: per source package Layout, Variant-Make-Vars, Variant-Env.",
-)
+@options.layout_option()
+@options.mode_option()
+@options.variant_make_var_option()
+@options.variant_env_option()
+@options.package_options_option()
 @click.argument("exec_words", nargs=-1, required=True, metavar="-- %SBUILD_CHROOT_EXEC")
 def prepare_command(
     profile_names: tuple[str, ...],
-    arch: str,
+    arch_name: str,
     dsc_spec: str,
     layout: str,
     mode: str,
-    make_vars: tuple[str, ...],
+    variant_make_vars: tuple[str, ...],
     variant_env: tuple[str, ...],
     package_options: Path | None,
     exec_words: tuple[str, ...],
 ) -> None:
     """pre-build-commands: convert the package on the host, stage the result in the chroot."""
-    options = CampaignOptions(
+    campaign = CampaignOptions(
         layout=layout,
-        variant_make_vars=make_vars,
+        variant_make_vars=variant_make_vars,
         variant_env=variant_env,
         package_options=package_options,
         mode=mode,
     )
-    prepared = prepare(dsc_spec, exec_words, profile_names, arch, options)
+    prepared = prepare(dsc_spec, exec_words, profile_names, arch_name, campaign)
     click.echo(
         f"hwcapdeb: prepared {prepared.identity}: {len(prepared.delta.changed)} files changed, "
         f"{len(prepared.delta.removed)} removed"
@@ -67,11 +58,7 @@ def prepare_command(
 
 
 @command.command("results")
-@click.option(
-    "--package-options",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="deb822 file: the package's Bench-Command and Bench-Options.",
-)
+@options.package_options_option()
 @click.argument("changes", type=click.Path(dir_okay=False, path_type=Path))
 def results_command(package_options: Path | None, changes: Path) -> None:
     """post-build-commands: save verify's and bench's JSON beside CHANGES for 'hwcapdeb report'."""

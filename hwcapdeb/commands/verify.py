@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from hwcapdeb.commands import options
 from hwcapdeb.output import emit_json
 from hwcapdeb.tags import explain, lookup
 from hwcapdeb.verify import Report, verify_paths
@@ -63,20 +64,17 @@ def _explain(ctx: click.Context, _param: click.Parameter, names: tuple[str, ...]
 @click.command("verify")
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...",
                 type=click.Path(path_type=Path))
-@click.option("--cpu", "cpus", multiple=True, metavar="CPU",
-              help="Matrix row: archspec name (haswell), 'host', 'host:glibc.cpu.hwcaps=-AVX2' "
-                   "or a saved /proc/cpuinfo; repeatable (default: x86_64 to zen4 and the host).")
-@click.option("--arch", "arch_name", metavar="ARCH",
-              help="Debian architecture (default: the packages' Architecture field).")
+@options.cpu_option(multiple=True, what="Matrix row",
+                    also=", or 'host:glibc.cpu.hwcaps=-AVX2' (the host with a mask)",
+                    default_text="x86_64 to zen4 and the host")
+@options.arch_option(note="default: the packages' Architecture field")
 @click.option("--debug-root", "debug_roots", multiple=True, type=click.Path(path_type=Path),
               help="Root with usr/lib/debug/.build-id (e.g. / for installed -dbgsym packages).")
 @click.option("--matrix", "show_matrix", is_flag=True,
               help="Also print the dispatch matrix and the size report.")
 @click.option("--no-probe", is_flag=True, help="Do not ask the real loader for the host rows.")
-@click.option("--loader-root", type=click.Path(path_type=Path), metavar="ROOT",
-              help="Ask the ld.so of this unpacked root (or chroot tarball) of the target "
-                   "release (default: found from the .changes/.buildinfo, else the host's).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@options.loader_root_option(default="found from a .changes/.buildinfo, else the host's")
+@options.json_option()
 @click.option("--explain", multiple=True, metavar="TAG", is_eager=True, expose_value=False,
               callback=_explain,
               help="Print what finding TAG means and what to do, then exit; repeatable.")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from hwcapdeb.commands import options
 from hwcapdeb.cpu import HOST, apply_tunables, cpu_model, host_arch, hwcaps_tunable
 from hwcapdeb.errors import MissingToolError, UsageError
 from hwcapdeb.loader import Resolution, glibc_release, resolve
@@ -67,11 +68,8 @@ def _agreement(res: Resolution, real: ProbeResult) -> str | None:
 
 @click.command("which")
 @click.argument("soname")
-@click.option("--cpu", "cpu_spec", default=HOST, show_default=True,
-              help="host, an archspec name (haswell, zen4, x86_64_v2...) or a saved "
-                   "/proc/cpuinfo or 'ld.so --list-diagnostics' file.")
-@click.option("--arch", "arch_name", default="amd64", show_default=True,
-              help="Debian architecture.")
+@options.cpu_option(multiple=False, default=HOST, what="The CPU")
+@options.arch_option(default="amd64")
 @click.option("--glibc-tunables", "tunables", metavar="T",
               help="GLIBC_TUNABLES string, e.g. 'glibc.cpu.hwcaps=-AVX2'.")
 @click.option("--library-path", "library_path", multiple=True, metavar="P",
@@ -86,13 +84,11 @@ def _agreement(res: Resolution, real: ProbeResult) -> str | None:
                    "names it knows, legacy dirs up to 2.36; profiles/glibc.json). Default: the "
                    "--loader-root's, else the host's when its loader is asked (--real), else "
                    "the CPU model's if a real loader made it, else all names, no legacy dirs.")
-@click.option("--loader-root", type=click.Path(path_type=Path), metavar="ROOT",
-              help="Ask the ld.so of this unpacked root (or chroot tarball) of the target "
-                   "release instead of the host's; the model follows its glibc release.")
+@options.loader_root_option(default="the host's; the model follows the root's glibc release")
 @click.option("--real/--no-real", "check_real", default=True, show_default=True,
               help="Also ask the real loader (host CPU, or a named CPU under qemu-user).")
 @click.option("-v", "--verbose", is_flag=True, help="Show every path the loader tries.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@options.json_option()
 def command(
     soname: str, cpu_spec: str, arch_name: str, tunables: str | None,
     library_path: tuple[str, ...], root: Path | None, hwcaps_prepend: str | None,
