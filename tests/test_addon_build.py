@@ -22,6 +22,7 @@ import pytest
 
 from hwcapdeb.buildjob import BuildJob, run_job
 from hwcapdeb.profiles import ProfileRegistry
+from hwcapdeb.verify import verify_paths
 from tests import corpus
 from tests.test_convert_build import (
     ALL_LEVELS,
@@ -32,6 +33,13 @@ from tests.test_convert_build import (
     convert,
     copy_example,
     supported_levels,
+)
+from tests.test_corpus import (
+    MASKS,
+    libraries_with_variants,
+    loaded_path,
+    top_supported_level,
+    unpack,
 )
 from tests.test_sbuild_integration import arch, fast_chroots, sbuild_ready  # noqa: F401
 
@@ -204,6 +212,7 @@ def test_corpus_package_addon_equals_embed(name: str, tmp_path: Path) -> None:
     dsc = corpus.fetch(name)
     profiles = tuple(ProfileRegistry().resolve_many(list(ALL_LEVELS), "amd64"))
     debs = {}
+    changes: dict[str, Path | None] = {}
     for mode in ("addon", "embed"):
         old = os.environ.get("HWCAPDEB_DH_HWCAPS_DEB")
         os.environ["HWCAPDEB_DH_HWCAPS_DEB"] = deb
@@ -226,11 +235,29 @@ def test_corpus_package_addon_equals_embed(name: str, tmp_path: Path) -> None:
             else:
                 os.environ["HWCAPDEB_DH_HWCAPS_DEB"] = old
         debs[mode] = sorted(outcome.result.debs)
+        changes[mode] = outcome.result.changes
         assert set(outcome.variant_logs) >= set(ALL_LEVELS)
     assert listings(debs["addon"]) == listings(debs["embed"])
     names = [row for rows in listings(debs["addon"]).values() for row in rows]
     for level in ALL_LEVELS:
         assert any(f"glibc-hwcaps/{level}/" in row for row in names), level
+    # the addon build verifies clean (host rows asked of the real loader) ...
+    assert changes["addon"] is not None
+    report = verify_paths([changes["addon"]], cpus=["x86_64", "nehalem", "haswell", "host"])
+    errors = [f for f in report.findings if f.severity == "error"]
+    assert not errors, errors
+    # ... and the real loader maps each level's file under the masks that step it down
+    root = tmp_path / "root"
+    unpack(tuple(debs["addon"]), root)
+    libraries = libraries_with_variants(root)
+    assert libraries, f"no library of {name} has glibc-hwcaps variants"
+    if top_supported_level(None) == "x86-64-v4":
+        for libdir, soname in libraries:
+            for level, mask in MASKS.items():
+                expected = libdir / soname if level == "baseline" else (
+                    libdir / "glibc-hwcaps" / level / soname)
+                chosen = loaded_path(libdir, soname, mask)
+                assert os.path.normpath(chosen) == os.path.normpath(expected), (soname, mask)
     shutil.rmtree(tmp_path / "deb")
 
 
