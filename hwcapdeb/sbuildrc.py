@@ -80,6 +80,9 @@ class SbuildSettings:
     variant_env: tuple[str, ...] = ()
     package_options: str | None = None  # absolute path of a per-package deb822 file
     mode: str = "embed"  # hwcapdeb convert --mode (addon: dh-hwcaps goes into the chroot)
+    # addon mode: the dh-hwcaps .deb, found when the snippet is written (sbuild runs its
+    # hooks with a bare environment: no $HWCAPDEB_DH_HWCAPS_DEB, no PATH to build one)
+    dh_hwcaps_deb: str | None = None
     # where unshare mode unpacks each chroot (None: sbuild's /tmp); a tmpfs such as
     # /dev/shm makes unpacking and removing the chroot fast (measured: 100 s -> 48 s
     # for a small package, most of it the removal)
@@ -118,6 +121,8 @@ def prepare_hook(settings: SbuildSettings) -> list[str]:
         argv += ["--package-options", settings.package_options]
     if settings.mode != "embed":
         argv += ["--mode", settings.mode]
+    if settings.dh_hwcaps_deb:
+        argv += ["--dh-hwcaps-deb", settings.dh_hwcaps_deb]
     # %SBUILD_CHROOT_EXEC last: sbuild's shell splits it into the trailing words
     return [
         *argv,

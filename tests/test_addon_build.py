@@ -372,7 +372,7 @@ def test_addon_mode_in_sbuild_gets_dh_hwcaps_as_extra_package(tmp_path: Path) ->
 @pytest.mark.sbuild
 @pytest.mark.usefixtures("sbuild_ready")
 def test_campaign_snippet_in_addon_mode_installs_dh_hwcaps_in_the_chroot(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from hwcapdeb.cli import main
     from tests.test_sbuild_integration import DIST, _hwcaps_links, _log, _tmpfs
@@ -389,12 +389,16 @@ def test_campaign_snippet_in_addon_mode_installs_dh_hwcaps_in_the_chroot(
     subprocess.run(["dpkg-source", "-b", "vecmath"], cwd=src, check=True, capture_output=True)
     (dsc,) = src.glob("*.dsc")
     argv = ["sbuild-config", "--profile", "x86-64-v3", "--mode", "addon", "--dist", DIST]
+    monkeypatch.setenv("HWCAPDEB_DH_HWCAPS_DEB", deb)
     assert main([*argv, *_tmpfs()]) == 0
     rc = tmp_path / "sbuildrc"
     rc.write_text(capsys.readouterr().out)
+    # sbuild runs its hooks with a bare environment: the snippet itself names the .deb
+    assert "'--dh-hwcaps-deb', '" + str(Path(deb).resolve()) + "'" in rc.read_text()
+    monkeypatch.delenv("HWCAPDEB_DH_HWCAPS_DEB")
     out = tmp_path / "out"
     out.mkdir()
-    env = {**os.environ, "SBUILD_CONFIG": str(rc), "HWCAPDEB_DH_HWCAPS_DEB": deb}
+    env = {**os.environ, "SBUILD_CONFIG": str(rc)}
     proc = subprocess.run(
         ["sbuild", "--no-run-lintian", str(dsc)], cwd=out, env=env, capture_output=True, text=True
     )

@@ -63,11 +63,14 @@ def find_deb(*, build: bool = True) -> Path:
         return debs[-1]
     if not build:
         raise UsageError("no dh-hwcaps .deb in out/deb", hint="run 'make deb' first")
+    # a hook of sbuild's runs with no PATH at all: give dpkg-buildpackage the usual one
+    env = {**os.environ, "PATH": os.environ.get("PATH") or os.defpath + ":/usr/sbin:/sbin"}
     result = subprocess.run(
         [str(top / "scripts" / "build-deb"), str(top / "out" / "deb")],
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]

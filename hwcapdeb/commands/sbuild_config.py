@@ -100,6 +100,7 @@ def command(
         profiles=profiles,
         layout=layout,
         mode=mode,
+        dh_hwcaps_deb=_dh_hwcaps_deb() if profiles and mode == "addon" else None,
         variant_make_vars=variant_make_vars,
         variant_env=variant_env,
         package_options=str(package_options.resolve()) if package_options else None,
@@ -125,3 +126,11 @@ def command(
         click.echo(f"E: {path}: {finding.tag} {finding.message}")
     if findings:
         ctx.exit(1)
+
+
+def _dh_hwcaps_deb() -> str:
+    """The dh-hwcaps .deb the convert hook sends into the chroot, found (or built) now, in
+    the user's environment: sbuild runs its hooks with a bare one."""
+    from hwcapdeb.build import dh_hwcaps
+
+    return str(dh_hwcaps.find_deb())

@@ -25,6 +25,10 @@ def command() -> None:
 @options.variant_make_var_option()
 @options.variant_env_option()
 @options.package_options_option()
+@click.option("--dh-hwcaps-deb", "dh_hwcaps_deb", metavar="DEB",
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="With --mode addon: the dh-hwcaps .deb to install in the chroot "
+                   "(default: $HWCAPDEB_DH_HWCAPS_DEB, else the checkout's out/deb/).")
 @click.argument("exec_words", nargs=-1, required=True, metavar="-- %SBUILD_CHROOT_EXEC")
 def prepare_command(
     profile_names: tuple[str, ...],
@@ -35,6 +39,7 @@ def prepare_command(
     variant_make_vars: tuple[str, ...],
     variant_env: tuple[str, ...],
     package_options: Path | None,
+    dh_hwcaps_deb: Path | None,
     exec_words: tuple[str, ...],
 ) -> None:
     """pre-build-commands: convert the package on the host, stage the result in the chroot."""
@@ -44,6 +49,7 @@ def prepare_command(
         variant_env=variant_env,
         package_options=package_options,
         mode=mode,
+        dh_hwcaps_deb=dh_hwcaps_deb.resolve() if dh_hwcaps_deb else None,
     )
     prepared = prepare(dsc_spec, exec_words, profile_names, arch_name, campaign)
     click.echo(
