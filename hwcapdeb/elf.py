@@ -296,6 +296,15 @@ def _sections(elf: ELFFile, *types: str) -> Iterator[Section]:
             yield elf.get_section(index)
 
 
+def _section_named(elf: ELFFile, name: str) -> Section | None:
+    """``get_section_by_name`` without building every section first (see :func:`_sections`:
+    pyelftools' name map makes them all, hash tables included)."""
+    for index in range(elf.num_sections()):
+        if elf._get_section_name(elf._get_section_header(index)) == name:
+            return elf.get_section(index)
+    return None
+
+
 def _code_sections(elf: ELFFile) -> list[CodeSection]:
     result = []
     for section in _sections(elf, "SHT_PROGBITS"):
@@ -341,7 +350,7 @@ def _function_symbols(elf: ELFFile) -> tuple[list[FunctionSymbol], set[str]]:
     found: dict[tuple[str, int], FunctionSymbol] = {}
     imports: set[str] = set()
     for table_name in (".dynsym", ".symtab"):
-        table = elf.get_section_by_name(table_name)
+        table = _section_named(elf, table_name)
         if not isinstance(table, SymbolTableSection):
             continue
         fast = _fast_symbols(elf, table)
@@ -394,7 +403,7 @@ def _unwind_starts(elf: ELFFile) -> list[int]:
     with 100k functions) and does not read the header's binary-search table,
     which lists every FDE's initial location already sorted.
     """
-    hdr = elf.get_section_by_name(".eh_frame_hdr")
+    hdr = _section_named(elf, ".eh_frame_hdr")
     if hdr is None:
         return []
     data = hdr.data()
@@ -423,7 +432,7 @@ def _unwind_starts(elf: ELFFile) -> list[int]:
 def _init_array(elf: ELFFile) -> list[int]:
     result: list[int] = []
     for name in (".init_array", ".preinit_array"):
-        section = elf.get_section_by_name(name)
+        section = _section_named(elf, name)
         if section is None or section["sh_type"] == "SHT_NOBITS":
             continue
         data = section.data()
@@ -435,7 +444,7 @@ def _init_array(elf: ELFFile) -> list[int]:
 
 def _compile_units(elf: ELFFile) -> list[CompileUnit]:
     """DW_AT_producer (gcc records its flags there, -grecord-gcc-switches) per CU."""
-    if elf.get_section_by_name(".debug_info") is None:
+    if _section_named(elf, ".debug_info") is None:
         return []
     dwarf = elf.get_dwarf_info(relocate_dwarf_sections=False)
     by_offset: dict[int, list[tuple[int, int]]] = {}
