@@ -425,6 +425,24 @@ build_lane() {  # build_lane INDEX LANES: every LANES-th level from INDEX
 	done
 }
 
+# build_lanes LANES: the common steps (cmd_prepare), then LANES lanes at once;
+# LANES_FAILED is "yes" when any lane failed.  Not a function's exit status:
+# a function called in a condition would run without set -e.
+build_lanes() {
+	cmd_prepare
+	pids=
+	lane=0
+	while [ "$lane" -lt "$1" ]; do
+		build_lane "$lane" "$1" &
+		pids="$pids $!"
+		lane=$((lane + 1))
+	done
+	LANES_FAILED=
+	for pid in $pids; do
+		wait "$pid" || LANES_FAILED=yes
+	done
+}
+
 # The test lock (a directory: mkdir is atomic) and the two commands the dh
 # addon runs around every dh_auto_test, the baseline's included, while builds
 # overlap.  A build that fails holding it releases it (release_test_lock).
@@ -484,19 +502,8 @@ cmd_build() {
 		setup_test_lock
 		say "$lanes variants build at a time beside the baseline${VARIANT_PARALLEL:+ (parallel=$VARIANT_PARALLEL each)}, test suites taking turns"
 		(
-			cmd_prepare
-			pids=
-			lane=0
-			while [ "$lane" -lt "$lanes" ]; do
-				build_lane "$lane" "$lanes" &
-				pids="$pids $!"
-				lane=$((lane + 1))
-			done
-			failed=
-			for pid in $pids; do
-				wait "$pid" || failed=yes
-			done
-			[ -z "$failed" ]
+			build_lanes "$lanes"
+			[ -z "$LANES_FAILED" ]
 		) &
 		variants=$!
 		# The addon in the baseline wraps its tests in the lock, nothing else
@@ -760,19 +767,8 @@ cmd_variants() {
 		VARIANT_PARALLEL=$(variant_parallel "$lanes")
 		setup_test_lock
 		say "$lanes variants build at a time${VARIANT_PARALLEL:+ (parallel=$VARIANT_PARALLEL each)}, test suites taking turns"
-		cmd_prepare
-		pids=
-		lane=0
-		while [ "$lane" -lt "$lanes" ]; do
-			build_lane "$lane" "$lanes" &
-			pids="$pids $!"
-			lane=$((lane + 1))
-		done
-		failed=
-		for pid in $pids; do
-			wait "$pid" || failed=yes
-		done
-		[ -z "$failed" ] || die "a variant build failed (see the lines above)"
+		build_lanes "$lanes"
+		[ -z "$LANES_FAILED" ] || die "a variant build failed (see the lines above)"
 	else
 		cmd_prepare
 		build_lane 0 1
