@@ -54,6 +54,15 @@ pytestmark = [
 ]
 
 
+def build_dh_hwcaps(out: Path) -> str:
+    """The project's dh-hwcaps .deb, built with scripts/build-deb (make deb) into ``out``."""
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "build-deb"), str(out)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
 def checkout_env() -> dict[str, str]:
     """This checkout's dh-hwcaps in place of the installed one."""
     return {
@@ -202,13 +211,7 @@ def test_corpus_package_addon_equals_embed(name: str, tmp_path: Path) -> None:
     """hwcapdeb build in addon mode installs dh-hwcaps and gives the embed build's files."""
     if name != "libyaml" and not corpus.full_corpus():
         pytest.skip("HWCAPDEB_FULL_CORPUS=1 compares every corpus package")
-    result = subprocess.run(
-        [str(ROOT / "scripts" / "build-deb"), str(tmp_path / "deb")],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
-    deb = result.stdout.strip().splitlines()[-1]
+    deb = build_dh_hwcaps(tmp_path / "deb")
     dsc = corpus.fetch(name)
     profiles = tuple(ProfileRegistry().resolve_many(list(ALL_LEVELS), "amd64"))
     debs = {}
@@ -347,13 +350,7 @@ def test_addon_mode_in_sbuild_gets_dh_hwcaps_as_extra_package(tmp_path: Path) ->
     from hwcapdeb.cli import main
     from tests.test_sbuild_integration import _hwcaps_links, _log
 
-    result = subprocess.run(
-        [str(ROOT / "scripts" / "build-deb"), str(tmp_path / "deb")],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
-    deb = result.stdout.strip().splitlines()[-1]
+    deb = build_dh_hwcaps(tmp_path / "deb")
     out = tmp_path / "out"
     os.environ["HWCAPDEB_DH_HWCAPS_DEB"] = deb
     try:
@@ -377,13 +374,7 @@ def test_campaign_snippet_in_addon_mode_installs_dh_hwcaps_in_the_chroot(
     from hwcapdeb.cli import main
     from tests.test_sbuild_integration import DIST, _hwcaps_links, _log, _tmpfs
 
-    result = subprocess.run(
-        [str(ROOT / "scripts" / "build-deb"), str(tmp_path / "deb")],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
-    deb = result.stdout.strip().splitlines()[-1]
+    deb = build_dh_hwcaps(tmp_path / "deb")
     src = tmp_path / "src"
     shutil.copytree(ROOT / "examples" / "vecmath", src / "vecmath")
     subprocess.run(["dpkg-source", "-b", "vecmath"], cwd=src, check=True, capture_output=True)
@@ -438,11 +429,7 @@ def test_lintian_sees_nothing_new_in_the_addon_conversion(
         dscs.append(dsc)
     assert lintian_tags(dscs[1]) <= lintian_tags(dscs[0])
     # and dh-hwcaps itself (make deb runs lintian --fail-on error,warning too)
-    result = subprocess.run(
-        [str(ROOT / "scripts" / "build-deb"), str(tmp_path / "deb")], capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
+    build_dh_hwcaps(tmp_path / "deb")
     (changes,) = (tmp_path / "deb").glob("*.changes")
     assert not {t for t in lintian_tags(changes) if t.startswith(("E:", "W:"))}
 

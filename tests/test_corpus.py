@@ -51,10 +51,10 @@ def _env(mask: str | None) -> dict[str, str]:
     return env
 
 
-def top_supported_level(mask: str | None) -> str:
-    """The highest glibc-hwcaps level ld.so --help calls supported under ``mask``."""
+def top_supported_level(mask: str | None, loader: str | Path = LOADER) -> str:
+    """The highest glibc-hwcaps level ``loader --help`` calls supported under ``mask``."""
     text = subprocess.run(
-        [LOADER, "--help"], env=_env(mask), capture_output=True, text=True, check=True
+        [loader, "--help"], env=_env(mask), capture_output=True, text=True, check=True
     ).stdout
     for line in text.splitlines():
         name, _, rest = line.strip().partition(" ")

@@ -38,7 +38,13 @@ from hwcapdeb.build.sbuild import DEFAULT_CACHE, chroot_tarball
 from hwcapdeb.cli import main
 from hwcapdeb.releases import find_release
 from tests import corpus
-from tests.test_corpus import MASKS, libraries_with_variants, unpack
+from tests.test_corpus import (
+    MASKS,
+    _env,
+    libraries_with_variants,
+    top_supported_level,
+    unpack,
+)
 from tests.test_sbuild_integration import (
     EXAMPLE,
     _hook_section,
@@ -46,6 +52,7 @@ from tests.test_sbuild_integration import (
     _log,
     _tmpfs,
     ensure_chroot,
+    fast_chroots,  # noqa: F401 (a fixture)
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.sbuild]
@@ -101,25 +108,6 @@ def loader_glibc(loader: Path) -> str:
     return first.rsplit(" version ", 1)[1].rstrip(".")
 
 
-def _env(mask: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "GLIBC_TUNABLES")}
-    if mask:
-        env["GLIBC_TUNABLES"] = f"glibc.cpu.hwcaps={mask}"
-    return env
-
-
-def supported_level(loader: Path, mask: str | None) -> str:
-    """The highest x86-64 level ``loader --help`` calls supported under ``mask``."""
-    text = subprocess.run(
-        [loader, "--help"], env=_env(mask), capture_output=True, text=True, check=True
-    ).stdout
-    for line in text.splitlines():
-        name, _, rest = line.strip().partition(" ")
-        if name.startswith("x86-64-v") and "supported" in rest:
-            return name
-    return "baseline"
-
-
 def load(
     loader: Path, libdir: Path, soname: str, mask: str | None
 ) -> subprocess.CompletedProcess[str]:
@@ -147,7 +135,7 @@ def assert_variants_load(loader: Path, debs: list[Path], root: Path) -> list[tup
     assert libraries, f"no library with glibc-hwcaps variants in {[d.name for d in debs]}"
     for libdir, soname in libraries:
         for mask in MASKS.values():
-            level = supported_level(loader, mask)
+            level = top_supported_level(mask, loader)
             built = [p for p in PROFILES if p <= level]  # x86-64-vN names sort by N
             expected = libdir / "glibc-hwcaps" / built[-1] / soname if built else libdir / soname
             got = loaded_path(loader, libdir, soname, mask)
@@ -170,17 +158,6 @@ def unstable_loader(arch: str, tmp_path_factory: pytest.TempPathFactory) -> Path
     return release_loader(UNSTABLE, arch, tmp_path_factory.mktemp("unstable-root"))
 
 
-@pytest.fixture
-def builder_config(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """An SBUILD_CONFIG with only the chroot location, for hwcapdeb build's own runs."""
-    assert main(["sbuild-config", "--no-verify", *_tmpfs()]) == 0
-    rc = tmp_path / "fast.sbuildrc"
-    rc.write_text(capsys.readouterr().out)
-    monkeypatch.setenv("SBUILD_CONFIG", str(rc))
-
-
 def _debs(out: Path) -> list[Path]:
     return sorted(p for p in out.glob("*.deb") if "-dbgsym_" not in p.name)
 
@@ -195,7 +172,8 @@ def _assert_hook_passed(out: Path, loader: Path) -> None:
     assert "I: Finished running" in hook
 
 
-def test_example_for_unstable(unstable_loader: Path, builder_config: None, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("fast_chroots")
+def test_example_for_unstable(unstable_loader: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     argv = ["build", str(EXAMPLE), "--profile", ",".join(PROFILES), "--builder", "sbuild"]
     assert main([*argv, "--dist", UNSTABLE, "--out", str(out)]) == 0
@@ -206,9 +184,9 @@ def test_example_for_unstable(unstable_loader: Path, builder_config: None, tmp_p
     assert_variants_load(unstable_loader, _debs(out), tmp_path / "root")
 
 
+@pytest.mark.usefixtures("fast_chroots")
 def test_jansson_needs_unstable_glibc_and_unstable_loads_it(
     unstable_loader: Path,
-    builder_config: None,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

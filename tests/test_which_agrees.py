@@ -11,15 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from hwcapdeb.cli import main
 from hwcapdeb.cpu import cpu_model
 from hwcapdeb.loader import resolve
 from hwcapdeb.probe import probe
 from tests.elfbuild import install_variant_tree
+from tests.test_which_cli import run
 
 SONAME = "libhwtest.so.1"
 AMD64_LOADER = "/lib64/ld-linux-x86-64.so.2"
 needs_loader = pytest.mark.skipif(not os.path.exists(AMD64_LOADER), reason="amd64 only")
+
+
 
 
 @pytest.fixture(scope="module")
@@ -27,12 +29,6 @@ def lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("agrees") / "lib"
     install_variant_tree(path, soname=SONAME)
     return path
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize(
