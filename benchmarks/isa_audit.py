@@ -23,8 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hwcapdeb.elf import read_code, shared_objects
+from hwcapdeb.isa_audit import audit
 from hwcapdeb.isa_decode import default_jobs
-from hwcapdeb.isa_scan import audit
 
 
 def multiarch_dir() -> Path:

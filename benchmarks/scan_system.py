@@ -23,8 +23,8 @@ from pathlib import Path
 
 from hwcapdeb.elf import shared_objects
 from hwcapdeb.errors import HwcapdebError
+from hwcapdeb.isa_audit import audit
 from hwcapdeb.isa_decode import default_jobs
-from hwcapdeb.isa_scan import audit
 
 
 def default_dir() -> Path:

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hwcapdeb.errors import InputError
-from hwcapdeb.sbuild_hooks import package_stanza
-from hwcapdeb.sbuildrc import hwcapdeb_command
+from hwcapdeb.sbuild.hooks import package_stanza
+from hwcapdeb.sbuild.rc import hwcapdeb_command
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 The user's tree is never touched: a source directory is copied (VCS metadata
 left out) and a .dsc is unpacked with dpkg-source into a scratch directory;
 the copy is converted (:mod:`hwcapdeb.convert`) and built by a
-:class:`~hwcapdeb.build.Builder`.  The build log and the per-variant logs the
+:class:`~hwcapdeb.builders.Builder`.  The build log and the per-variant logs the
 generated rules write land in the output directory whatever the outcome.
 
 Progress comes from the build log itself: the generated rules print
@@ -28,8 +28,8 @@ from pathlib import Path
 
 from debian.deb822 import Dsc
 
-from hwcapdeb.build import BuildRequest, BuildResult, get_builder
-from hwcapdeb.build.dpkg import BuildFailed, UnmetBuildDependencies, source_identity
+from hwcapdeb.builders import BuildRequest, BuildResult, get_builder
+from hwcapdeb.builders.dpkg import BuildFailed, UnmetBuildDependencies, source_identity
 from hwcapdeb.convert import ConvertOptions, convert
 from hwcapdeb.errors import InputError, UsageError
 from hwcapdeb.profiles import Profile
@@ -275,7 +275,7 @@ def addon_converted(tree: Path) -> bool:
 
 def dh_hwcaps_args(builder: str) -> tuple[str, ...]:
     """What an addon-mode build needs of dh-hwcaps: installed here (dpkg) or given to sbuild."""
-    from hwcapdeb.build import dh_hwcaps
+    from hwcapdeb.builders import dh_hwcaps
 
     deb = dh_hwcaps.find_deb()
     if builder == "sbuild":

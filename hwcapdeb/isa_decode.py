@@ -1,6 +1,6 @@
 """The instruction audit's hot loop: decode code with iced-x86, on every core.
 
-One flag word per iced ``Code`` value (built by :mod:`hwcapdeb.isa_scan`) says
+One flag word per iced ``Code`` value (built by :mod:`hwcapdeb.isa_audit`) says
 what an instruction form is to the audit; the loop here touches one attribute
 per instruction (``code``) and keeps the rare instructions whose word is not
 zero.  Decoding is the cost (iced builds one Python object per instruction),
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from iced_x86 import Code, Decoder
 
-# Flag word of one Code value (see isa_scan._scan_table)
+# Flag word of one Code value (see isa_audit._scan_table)
 RANK_MASK = 0x7
 ENDER = 0x8  # ends the straight-line entry block: jcc, jmp, ret, indirect jump
 CALL = 0x10  # direct call: an edge of the call graph

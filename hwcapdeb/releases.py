@@ -3,7 +3,7 @@
 The releases are data (``profiles/releases.json``: the name sbuild and the
 chroot tarball use, codename, suite alias, version, measured toolchain), so a
 new release is a data edit.  Any other distribution works too once its chroot
-tarball exists (:func:`hwcapdeb.build.sbuild.preflight` says how to make one).
+tarball exists (:func:`hwcapdeb.sbuild.builder.preflight` says how to make one).
 
 An archive snapshot may serve a suite whose Release file has expired (its
 ``Valid-Until`` is past): apt then refuses it unless told

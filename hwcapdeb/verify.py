@@ -16,7 +16,7 @@ Tags (severity):
   directory's level (glibc refuses the object: fatal) or a baseline marked
   above baseline (E); a variant with no marker or one below its level (W).
 - ``isa-leak`` (E): code above the file's level that nothing dispatches at run
-  time (see :mod:`hwcapdeb.isa_scan` for the heuristic and DWARF evidence).
+  time (see :mod:`hwcapdeb.isa_audit` for the heuristic and DWARF evidence).
 - ``variant-adds-nothing`` (W): a variant identical to the next lower build or
   using no instruction above it: pure bloat.
 - ``variant-without-baseline`` (E): a variant whose baseline is not shipped.
@@ -61,7 +61,7 @@ from hwcapdeb.elf import (
     read_elf,
 )
 from hwcapdeb.errors import HwcapdebError, InputError
-from hwcapdeb.isa_scan import IsaAudit, audit, level_table
+from hwcapdeb.isa_audit import IsaAudit, audit, level_table
 from hwcapdeb.profiles import Architecture, Level, architecture
 from hwcapdeb.target_loader import TargetLoader, select_loader
 

@@ -75,8 +75,8 @@ def _cached_dsc(directory: Path, name: str) -> Path | None:
 def _release_apt(directory: Path, dist: str) -> list[str]:
     """apt-get options reading only ``dist``'s deb-src from the archive, state kept in
     ``directory/.apt`` (apt-get update runs once; later calls reuse its lists)."""
-    from hwcapdeb.build.chroot import DEFAULT_MIRROR
     from hwcapdeb.releases import needs_valid_until_off
+    from hwcapdeb.sbuild.chroot import DEFAULT_MIRROR
 
     state = directory / ".apt"
     for sub in ("lists/partial", "cache/archives/partial", "parts"):

@@ -490,7 +490,7 @@ def test_control_edit_is_exactly_reversible() -> None:
 
 def test_campaign_in_addon_mode_sends_dh_hwcaps_into_the_chroot(tmp_path: Path) -> None:
     from hwcapdeb.profiles import ProfileRegistry
-    from hwcapdeb.sbuild_hooks import APPLY_SCRIPT_TEXT, CampaignOptions, prepare_files
+    from hwcapdeb.sbuild.hooks import APPLY_SCRIPT_TEXT, CampaignOptions, prepare_files
 
     work = tmp_path / "src"
     work.mkdir()
@@ -521,7 +521,7 @@ def test_campaign_in_addon_mode_sends_dh_hwcaps_into_the_chroot(tmp_path: Path) 
 def test_failure_names_the_step_and_quotes_its_own_error_line(tmp_path: Path) -> None:
     """The variant was building when the baseline's dh_autoreconf failed: the message
     quotes the build log's error, not the variant's log, which ends well."""
-    from hwcapdeb.build.dpkg import BuildFailed
+    from hwcapdeb.builders.dpkg import BuildFailed
     from hwcapdeb.buildjob import VariantBuildFailed, failed_variant
 
     build_log = tmp_path / "pkg_1_amd64.build"
@@ -633,7 +633,7 @@ def test_non_utf8_control_after_addon_conversion_is_one_line(
 def test_dh_hwcaps_deb_from_the_environment_and_refusal_without_root(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from hwcapdeb.build import dh_hwcaps
+    from hwcapdeb.builders import dh_hwcaps
     from hwcapdeb.errors import UsageError
 
     monkeypatch.setenv(dh_hwcaps.ENV, str(tmp_path / "missing.deb"))

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from hwcapdeb import buildjob
-from hwcapdeb.build import BuildRequest, available_builders, get_builder
-from hwcapdeb.build.dpkg import (
+from hwcapdeb.builders import BuildRequest, available_builders, get_builder
+from hwcapdeb.builders.dpkg import (
     BuildFailed,
     DpkgBuilder,
     UnmetBuildDependencies,

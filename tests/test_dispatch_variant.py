@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hwcapdeb.debfile import PackageTree
-from hwcapdeb.isa_scan import audit
+from hwcapdeb.isa_audit import audit
 from hwcapdeb.profiles import architecture
 from hwcapdeb.verify import verify_trees
 

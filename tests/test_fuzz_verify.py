@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hwcapdeb.debfile import PackageTree, changes_packages, unpack_deb
 from hwcapdeb.elf import read_code, read_elf
 from hwcapdeb.errors import HwcapdebError
-from hwcapdeb.isa_scan import audit
+from hwcapdeb.isa_audit import audit
 from hwcapdeb.verify import verify_trees
 from tests.elfbuild import compile_library, install_variant_tree
 

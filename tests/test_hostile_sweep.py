@@ -193,7 +193,7 @@ def test_sweep_non_utf8_file_name(box: Box, target: str) -> None:
 @pytest.mark.parametrize("kind", sorted(ODD))
 def test_sweep_package_options_file(box: Box, kind: str) -> None:
     """sbuild-hook's per-package options file (read once the .dsc is unpacked)."""
-    from hwcapdeb.sbuild_hooks import package_stanza
+    from hwcapdeb.sbuild.hooks import package_stanza
 
     path = box.root / "options"
     ODD[kind](path)

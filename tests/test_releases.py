@@ -18,14 +18,6 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from hwcapdeb.build.chroot import (
-    VALID_UNTIL_OFF,
-    canonical_dist,
-    check_dist,
-    chroot_accepts_expired,
-    tarball_command,
-)
-from hwcapdeb.build.sbuild import Preflight, preflight
 from hwcapdeb.cli import main
 from hwcapdeb.errors import MissingToolError, UsageError
 from hwcapdeb.releases import (
@@ -35,6 +27,14 @@ from hwcapdeb.releases import (
     needs_valid_until_off,
     parse_release_header,
     releases,
+)
+from hwcapdeb.sbuild.builder import Preflight, preflight
+from hwcapdeb.sbuild.chroot import (
+    VALID_UNTIL_OFF,
+    canonical_dist,
+    check_dist,
+    chroot_accepts_expired,
+    tarball_command,
 )
 
 DATA = Path(__file__).resolve().parent.parent / "profiles"

@@ -18,7 +18,7 @@ from hwcapdeb.bench_results import bench_setting
 from hwcapdeb.cli import main
 from hwcapdeb.errors import InputError
 from hwcapdeb.report import collect, markdown
-from hwcapdeb.sbuildrc import SbuildSettings, read_rc, render
+from hwcapdeb.sbuild.rc import SbuildSettings, read_rc, render
 
 DATA = Path(__file__).parent / "data" / "report"
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "vecmath"

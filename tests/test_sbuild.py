@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from hwcapdeb.build.sbuild import (
+from hwcapdeb.cli import main
+from hwcapdeb.errors import InputError, MissingToolError, UsageError
+from hwcapdeb.releases import host_codename
+from hwcapdeb.sbuild.builder import (
     Preflight,
     SbuildBuilder,
     check_archive,
@@ -22,10 +25,7 @@ from hwcapdeb.build.sbuild import (
     preflight,
     subid_range,
 )
-from hwcapdeb.cli import main
-from hwcapdeb.errors import InputError, MissingToolError, UsageError
-from hwcapdeb.releases import host_codename
-from hwcapdeb.sbuild_hooks import (
+from hwcapdeb.sbuild.hooks import (
     APPLY_SCRIPT_TEXT,
     Delta,
     added_build_depends,
@@ -33,7 +33,7 @@ from hwcapdeb.sbuild_hooks import (
     diff_debian,
     prepare,
 )
-from hwcapdeb.sbuildrc import SbuildSettings, check_rc, read_rc, render
+from hwcapdeb.sbuild.rc import SbuildSettings, check_rc, read_rc, render
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "vecmath"
@@ -217,7 +217,7 @@ def test_mmdebstrap_command_has_source_lines() -> None:
 
 
 def test_builder_argv_defaults_and_user_overrides(tmp_path: Path) -> None:
-    from hwcapdeb.build import BuildRequest
+    from hwcapdeb.builders import BuildRequest
 
     builder = SbuildBuilder()
     pre = Preflight(dist=DIST, arch="amd64", mirror=None)
@@ -342,7 +342,7 @@ def test_prepare_refuses_unsubstituted_escapes() -> None:
 
 
 def test_package_options_apply_per_source(tmp_path: Path) -> None:
-    from hwcapdeb.sbuild_hooks import CampaignOptions
+    from hwcapdeb.sbuild.hooks import CampaignOptions
 
     file = tmp_path / "packages"
     file.write_text(
@@ -358,7 +358,7 @@ def test_package_options_apply_per_source(tmp_path: Path) -> None:
 
 
 def test_package_options_typo_is_a_one_line_error(tmp_path: Path) -> None:
-    from hwcapdeb.sbuild_hooks import CampaignOptions
+    from hwcapdeb.sbuild.hooks import CampaignOptions
 
     file = tmp_path / "packages"
     file.write_text("Source: xxhash\nVariant-Make-Var: DISPATCH=0\n")
@@ -409,8 +409,8 @@ def test_build_with_sbuild_missing_is_one_line(
 def test_user_verify_hook_is_not_added_twice(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from hwcapdeb.build import BuildRequest
-    from hwcapdeb.build.sbuild import configured_verify_hook
+    from hwcapdeb.builders import BuildRequest
+    from hwcapdeb.sbuild.builder import configured_verify_hook
 
     home = tmp_path / "home"
     home.mkdir()
@@ -426,7 +426,7 @@ def test_user_verify_hook_is_not_added_twice(
 
 @needs_perl
 def test_hwcapdeb_environment_reaches_sbuild_config(tmp_path: Path) -> None:
-    from hwcapdeb.build.sbuild import _build_environment_rc
+    from hwcapdeb.sbuild.builder import _build_environment_rc
 
     user = tmp_path / "user.rc"
     user.write_text("$build_environment = { 'KEEP' => 'me' };\n$chroot_mode = 'unshare';\n1;\n")
@@ -451,7 +451,7 @@ def test_fetched_tar_is_extracted_inside_dest_only(tmp_path: Path) -> None:
     import io
     import tarfile
 
-    from hwcapdeb.sbuild_hooks import _extract_plain_files
+    from hwcapdeb.sbuild.hooks import _extract_plain_files
 
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
@@ -482,7 +482,7 @@ def test_archive_check_uses_the_chroot_tarball_mirror(tmp_path: Path) -> None:
     import io
     import tarfile
 
-    from hwcapdeb.build.sbuild import chroot_mirror
+    from hwcapdeb.sbuild.builder import chroot_mirror
 
     cache = tmp_path / "cache"
     cache.mkdir()

@@ -26,9 +26,11 @@ from pathlib import Path
 
 import pytest
 
-from hwcapdeb.build import BuildRequest
-from hwcapdeb.build.dpkg import BuildFailed, host_arch
-from hwcapdeb.build.sbuild import (
+from hwcapdeb.builders import BuildRequest
+from hwcapdeb.builders.dpkg import BuildFailed, host_arch
+from hwcapdeb.cli import main
+from hwcapdeb.releases import host_codename
+from hwcapdeb.sbuild.builder import (
     DEFAULT_CACHE,
     DEFAULT_MIRROR,
     NEEDED_IDS,
@@ -39,8 +41,6 @@ from hwcapdeb.build.sbuild import (
     subid_range,
     tarball_command,
 )
-from hwcapdeb.cli import main
-from hwcapdeb.releases import host_codename
 from tests import corpus
 
 pytestmark = [pytest.mark.slow, pytest.mark.sbuild]

@@ -33,10 +33,10 @@ import pytest
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection
 
-from hwcapdeb.build.dpkg import host_arch
-from hwcapdeb.build.sbuild import DEFAULT_CACHE, chroot_tarball
+from hwcapdeb.builders.dpkg import host_arch
 from hwcapdeb.cli import main
 from hwcapdeb.releases import find_release
+from hwcapdeb.sbuild.builder import DEFAULT_CACHE, chroot_tarball
 from tests import corpus
 from tests.test_corpus import (
     MASKS,

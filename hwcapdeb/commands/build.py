@@ -11,14 +11,14 @@ from rich.progress import Progress as RichProgress
 from rich.progress import SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from hwcapdeb.bench_results import bench_setting, write_results
-from hwcapdeb.build import available_builders
-from hwcapdeb.build.chroot import check_dist
-from hwcapdeb.build.dpkg import BuildFailed, host_arch
-from hwcapdeb.build.sbuild import DEFAULT_CACHE
+from hwcapdeb.builders import available_builders
+from hwcapdeb.builders.dpkg import BuildFailed, host_arch
 from hwcapdeb.buildjob import VARIANT_TESTS, BuildJob, BuildOutcome, parse_progress, run_job
 from hwcapdeb.commands import options
 from hwcapdeb.errors import UsageError
 from hwcapdeb.profiles import BASELINE, Profile, ProfileRegistry, check_profile
+from hwcapdeb.sbuild.builder import DEFAULT_CACHE
+from hwcapdeb.sbuild.chroot import check_dist
 
 _DH_STEP = re.compile(r"^   (dh_[a-z_]+|debian/rules [a-z_-]+)")
 

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import click
 
-from hwcapdeb.build.chroot import canonical_dist, check_dist
-from hwcapdeb.build.dpkg import host_arch
-from hwcapdeb.build.sbuild import AUTO, DEFAULT_CACHE, DEFAULT_MIRROR, Preflight, preflight
+from hwcapdeb.builders.dpkg import host_arch
 from hwcapdeb.commands import options
 from hwcapdeb.errors import HwcapdebError, UsageError
 from hwcapdeb.profiles import ProfileRegistry
 from hwcapdeb.releases import host_codename
-from hwcapdeb.sbuildrc import RcFinding, SbuildSettings, check_rc, read_rc, render
+from hwcapdeb.sbuild.builder import AUTO, DEFAULT_CACHE, DEFAULT_MIRROR, Preflight, preflight
+from hwcapdeb.sbuild.chroot import canonical_dist, check_dist
+from hwcapdeb.sbuild.rc import RcFinding, SbuildSettings, check_rc, read_rc, render
 
 
 @click.command("sbuild-config")
@@ -131,6 +131,6 @@ def command(
 def _dh_hwcaps_deb() -> str:
     """The dh-hwcaps .deb the convert hook sends into the chroot, found (or built) now, in
     the user's environment: sbuild runs its hooks with a bare one."""
-    from hwcapdeb.build import dh_hwcaps
+    from hwcapdeb.builders import dh_hwcaps
 
     return str(dh_hwcaps.find_deb())

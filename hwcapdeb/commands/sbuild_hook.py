@@ -8,7 +8,7 @@ import click
 
 from hwcapdeb.bench_results import write_results
 from hwcapdeb.commands import options
-from hwcapdeb.sbuild_hooks import CampaignOptions, prepare
+from hwcapdeb.sbuild.hooks import CampaignOptions, prepare
 
 
 @click.group("sbuild-hook")

@@ -41,10 +41,10 @@ from pathlib import Path
 
 from debian.deb822 import Deb822, Dsc
 
-from hwcapdeb.build.dpkg import source_identity
+from hwcapdeb.builders.dpkg import source_identity
 from hwcapdeb.errors import ExternalCommandError, InputError, UsageError
 from hwcapdeb.profiles import Profile, ProfileRegistry
-from hwcapdeb.sbuildrc import CHROOT_STATE_DIR
+from hwcapdeb.sbuild.rc import CHROOT_STATE_DIR
 from hwcapdeb.tools import run
 from hwcapdeb.validate import check_package_name, read_bytes, read_text
 
@@ -234,7 +234,7 @@ class CampaignOptions:
     package_options: Path | None = None  # deb822 file: per-source overrides
     #: hwcapdeb convert --mode; addon sends the dh-hwcaps .deb into the chroot
     mode: str = "embed"
-    dh_hwcaps_deb: Path | None = None  # None: hwcapdeb.build.dh_hwcaps.find_deb()
+    dh_hwcaps_deb: Path | None = None  # None: hwcapdeb.builders.dh_hwcaps.find_deb()
 
     def for_source(self, source: str) -> CampaignOptions:
         """These options with the stanza ``Source: <source>`` of package_options applied."""
@@ -343,7 +343,7 @@ def addon_payload(tree: Path, options: CampaignOptions) -> dict[str, bytes]:
     """For a tree converted in addon mode: the dh-hwcaps .deb the chroot installs."""
     if not (tree / "debian" / "hwcaps").is_file() or (tree / "debian" / "hwcapdeb").exists():
         return {}
-    from hwcapdeb.build import dh_hwcaps
+    from hwcapdeb.builders import dh_hwcaps
 
     deb = options.dh_hwcaps_deb or dh_hwcaps.find_deb()
     return {"dh-hwcaps.deb": Path(deb).read_bytes()}

@@ -26,7 +26,7 @@ from typing import Any
 from debian.changelog import Changelog, ChangelogParseError
 from debian.deb822 import Changes
 
-from hwcapdeb.build import BuildRequest, BuildResult
+from hwcapdeb.builders import BuildRequest, BuildResult
 from hwcapdeb.errors import BuildError, InputError, MissingToolError
 from hwcapdeb.tools import find_tool, run
 from hwcapdeb.validate import read_bytes

@@ -9,7 +9,7 @@ unshare mode and adds external commands (see sbuild(1), "EXTERNAL COMMANDS"):
   build log;
 - with profiles (a rebuild campaign), ``pre-build-commands`` runs
   ``hwcapdeb sbuild-hook prepare`` on the host (converting the package there,
-  see :mod:`hwcapdeb.sbuild_hooks`) and ``starting-build-commands`` applies the
+  see :mod:`hwcapdeb.sbuild.hooks`) and ``starting-build-commands`` applies the
   result inside the chroot with ``/bin/sh`` only.
 
 The checker does not parse Perl itself: it asks ``perl`` to evaluate the file
@@ -74,7 +74,7 @@ class SbuildSettings:
     verify: bool = True  # post-build-commands: hwcapdeb verify %SBUILD_CHANGES
     profiles: tuple[str, ...] = ()  # non-empty: convert inside sbuild (campaign mode)
     hwcapdeb: tuple[str, ...] = ()  # the hwcapdeb command the hooks run (default: this one)
-    # conversion options of a campaign (see hwcapdeb.sbuild_hooks.CampaignOptions)
+    # conversion options of a campaign (see hwcapdeb.sbuild.hooks.CampaignOptions)
     layout: str = "inline"
     variant_make_vars: tuple[str, ...] = ()
     variant_env: tuple[str, ...] = ()

@@ -9,7 +9,7 @@ import pytest
 
 from hwcapdeb import isa_decode
 from hwcapdeb.elf import debug_file_for, read_code, shared_objects
-from hwcapdeb.isa_scan import _scan_table, audit, flags_rank, isa_token, producer_isa_flags
+from hwcapdeb.isa_audit import _scan_table, audit, flags_rank, isa_token, producer_isa_flags
 from tests.elfbuild import compile_library
 
 CTZ_CLZ = "int hw_ctz(unsigned x) { return __builtin_ctz(x); }\n" \

@@ -28,8 +28,11 @@ from pathlib import Path
 
 from debian.deb822 import Changes, Dsc
 
-from hwcapdeb.build import BuildRequest, BuildResult
-from hwcapdeb.build.chroot import (
+from hwcapdeb.builders import BuildRequest, BuildResult
+from hwcapdeb.builders.dpkg import BuildFailed, build_options, host_arch, source_identity, stream
+from hwcapdeb.errors import BuildError, HwcapdebError, InputError, MissingToolError
+from hwcapdeb.releases import host_codename
+from hwcapdeb.sbuild.chroot import (
     _TARBALL_SUFFIXES,
     DEFAULT_MIRROR,
     canonical_dist,
@@ -40,10 +43,7 @@ from hwcapdeb.build.chroot import (
     mmdebstrap_command,  # noqa: F401 (re-exported: its home was here)
     tarball_command,
 )
-from hwcapdeb.build.dpkg import BuildFailed, build_options, host_arch, source_identity, stream
-from hwcapdeb.errors import BuildError, HwcapdebError, InputError, MissingToolError
-from hwcapdeb.releases import host_codename
-from hwcapdeb.sbuildrc import SbuildSettings, has_verify_hook, perl_string, read_rc, verify_hook
+from hwcapdeb.sbuild.rc import SbuildSettings, has_verify_hook, perl_string, read_rc, verify_hook
 from hwcapdeb.tools import TOOL_PACKAGES, find_tool, run
 
 #: sbuild's own place for unshare-mode chroot tarballs (sbuild(1), --chroot-mode=unshare)
@@ -341,7 +341,7 @@ class SbuildBuilder:
             # HWCAPDEB_* settings to the build through an extra config file.
             extra = {k: v for k, v in request.env.items() if k.startswith("HWCAPDEB_")}
             if extra:
-                rc = work / "hwcapdeb.sbuildrc"
+                rc = work / "hwcapdeb.sbuild.rc"
                 rc.write_text(_build_environment_rc(extra, env.get("SBUILD_CONFIG")))
                 env["SBUILD_CONFIG"] = str(rc)
             argv = self.argv(dsc, request, pre)

@@ -57,8 +57,8 @@ class Builder(Protocol):
 
 #: builder name -> "module:Class"; a builder whose module is missing is not offered
 BUILDERS: dict[str, str] = {
-    "dpkg": "hwcapdeb.build.dpkg:DpkgBuilder",
-    "sbuild": "hwcapdeb.build.sbuild:SbuildBuilder",
+    "dpkg": "hwcapdeb.builders.dpkg:DpkgBuilder",
+    "sbuild": "hwcapdeb.sbuild.builder:SbuildBuilder",
 }
 
 
