@@ -42,6 +42,7 @@ from hwcapdeb.cpu import CpuModel, host_model, supported_levels, why_not
 from hwcapdeb.debfile import PackageTree, open_inputs
 from hwcapdeb.elf import is_elf, read_elf
 from hwcapdeb.errors import ExternalCommandError, InputError, UsageError
+from hwcapdeb.glibc_rules import loader_env, require_host_arch
 from hwcapdeb.loader import HWCAPS_DIR
 from hwcapdeb.profiles import BASELINE, Architecture, Profile, architecture
 from hwcapdeb.target_loader import TargetLoader
@@ -67,7 +68,6 @@ DROP = "drop"
 UNMEASURED = "unmeasured"
 
 #: environment the child must not inherit: it would change what the loader does
-_LOADER_ENV = ("LD_LIBRARY_PATH", "LD_PRELOAD", "LD_DEBUG", "LD_DEBUG_OUTPUT", "GLIBC_TUNABLES")
 
 
 # -- what the package offers ------------------------------------------------------------
@@ -306,12 +306,6 @@ class Run:
             return f"crashed with {name}"
         tail = f": {self.stderr_head}" if self.stderr_head else ""
         return f"exited with status {self.exit_code}{tail}"
-
-
-def _child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _LOADER_ENV}
-    env.update(extra or {})
-    return env
 
 
 #: GNU time's report; ru_maxrss must come from a parent with a small footprint: the
@@ -614,16 +608,6 @@ class BenchReport:
         }
 
 
-def host_arch_name() -> str:
-    """The architecture this machine runs (dpkg's name)."""
-    try:
-        out = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        out = ""
-    return out or "amd64"
-
-
 def _loader_argv(loader: str, layout: Layout, level: str,
                  extra: Sequence[Path] = ()) -> list[str]:
     mask = "" if level == BASELINE else level
@@ -665,7 +649,7 @@ class _Bench:
 
     def run(self, level: str, env: dict[str, str] | None = None,
             timed: bool = True) -> tuple[Run, int]:
-        run, pid = run_once(self.argv(level), env=env or _child_env(), stdout=self.stdout,
+        run, pid = run_once(self.argv(level), env=env or loader_env(), stdout=self.stdout,
                             timeout=self.options.timeout, scratch=self.scratch, timed=timed,
                             score=self.score)
         if self.score is not None and run.ok and run.score is None:
@@ -685,7 +669,7 @@ class _Bench:
     def proving_run(self, result: VariantResult) -> Run:
         """The warm-up run with LD_DEBUG=libs: records and checks the files mapped."""
         log_base = self.scratch / f"ld-{result.level}"
-        env = _child_env({"LD_DEBUG": "libs", "LD_DEBUG_OUTPUT": str(log_base)})
+        env = loader_env({"LD_DEBUG": "libs", "LD_DEBUG_OUTPUT": str(log_base)})
         run, pid = self.run(result.level, env, timed=False)
         log_file = Path(f"{log_base}.{pid}")
         text = log_file.read_text(errors="replace") if log_file.exists() else ""
@@ -736,7 +720,7 @@ def run_bench(
         raise UsageError("--metric score needs --score REGEX")
     if options.rounds < 2:
         raise UsageError("--rounds must be at least 2 for an interval")
-    arch_name = host_arch_name()
+    arch_name = require_host_arch()
     arch = architecture(arch_name)
     arch.require_hwcaps()
     if arch.loader is None or not Path(arch.loader).exists():

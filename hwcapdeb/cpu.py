@@ -40,6 +40,7 @@ import archspec.cpu
 import jsonschema
 
 from hwcapdeb.errors import InputError, UsageError
+from hwcapdeb.glibc_rules import host_arch, loader_env
 from hwcapdeb.profiles import Architecture, Level, architecture
 from hwcapdeb.validate import read_bytes
 
@@ -490,14 +491,6 @@ def load_dump(path: Path, arch: str = "amd64") -> CpuModel:
 # -- the host ---------------------------------------------------------------------------
 
 
-def _clean_env() -> dict[str, str]:
-    """The environment without anything that changes what the loader reports."""
-    return {
-        k: v for k, v in os.environ.items()
-        if k not in ("GLIBC_TUNABLES", "LD_LIBRARY_PATH", "LD_PRELOAD", "LD_DEBUG")
-    }
-
-
 @functools.cache
 def host_model(arch: str = "amd64") -> CpuModel:
     """This machine's CPU as the real loader sees it; py-cpuinfo if the loader cannot say.
@@ -510,7 +503,7 @@ def host_model(arch: str = "amd64") -> CpuModel:
         try:
             out = subprocess.run(
                 [loader, "--list-diagnostics"], capture_output=True, text=True,
-                env=_clean_env(), timeout=30, check=True,
+                env=loader_env(), timeout=30, check=True,
             ).stdout
             model = parse_diagnostics(out, HOST, arch)
             version = f", glibc {model.glibc}" if model.glibc else ""
@@ -528,12 +521,6 @@ def host_model_from_py_cpuinfo(arch: str = "amd64") -> CpuModel:
     flags = " ".join(info.get("flags", []))
     model = parse_cpuinfo(f"flags\t: {flags}\n", HOST, arch)
     return replace(model, source=f"py-cpuinfo ({info.get('brand_raw', 'unknown CPU')})")
-
-
-def host_arch() -> str | None:
-    """The Debian architecture of this machine (None if hwcapdeb does not know it)."""
-    machine = os.uname().machine
-    return {"x86_64": "amd64", "ppc64le": "ppc64el", "s390x": "s390x"}.get(machine)
 
 
 def cpu_model(spec: str, arch: str = "amd64") -> CpuModel:

@@ -11,8 +11,8 @@ import stat
 import struct
 from pathlib import Path
 
-#: EI_DATA of each architecture's objects (1 little-, 2 big-endian)
-_BYTE_ORDER = {"amd64": 1, "ppc64el": 1, "s390x": 2}
+from hwcapdeb.profiles import architectures
+
 
 def open_like_loader(path: Path) -> str:
     """What open(2) with O_RDONLY says, as open_path() sees it: "ok", "directory",
@@ -31,21 +31,20 @@ def open_like_loader(path: Path) -> str:
         os.close(fd)
 
 
-#: PT_LOAD, PT_DYNAMIC; DT_FLAGS_1 and its DF_1_PIE bit; the page size of every
-#: architecture hwcapdeb knows (4 KiB on amd64 and s390x; 64 KiB kernels on ppc64el
-#: accept 64 KiB-aligned objects, which Debian's toolchain produces)
+#: PT_LOAD, PT_DYNAMIC; DT_FLAGS_1 and its DF_1_PIE bit.  Each architecture's byte
+#: order and page size are its ``elf`` data (profiles/arch: 64 KiB on ppc64el, whose
+#: 64 KiB kernels accept the 64 KiB-aligned objects Debian's toolchain produces)
 _PT_LOAD, _PT_DYNAMIC, _DT_FLAGS_1, _DF_1_PIE = 1, 2, 0x6FFFFFFB, 0x08000000
-_PAGE_SIZE = {"amd64": 4096, "s390x": 4096, "ppc64el": 65536}
 
 
 def mapping_problem(path: Path, arch: str) -> str | None:
     """_dl_map_object_from_fd()'s checks after open_verify() (elf/dl-load.c, glibc 2.36),
     in its order: a PT_LOAD whose p_vaddr - p_offset is not page-aligned, no PT_LOAD, no
     (or an empty) PT_DYNAMIC, then DF_1_PIE.  All fatal: the file was already picked."""
-    data = _BYTE_ORDER.get(arch)
-    if data is None:
+    identity = architectures()[arch].elf if arch in architectures() else None
+    if identity is None:
         return None
-    order = "<" if data == 1 else ">"
+    order = "<" if identity.little_endian else ">"
     try:
         with path.open("rb") as fh:
             header = fh.read(64)
@@ -58,7 +57,7 @@ def mapping_problem(path: Path, arch: str) -> str | None:
             if len(table) < 56 * e_phnum:
                 return "cannot read file data"
             loads, dynamic, empty_dynamic = 0, None, False
-            page = _PAGE_SIZE.get(arch, 4096)
+            page = identity.page_size
             for i in range(e_phnum):
                 p_type, _flags, p_offset, p_vaddr, _paddr, p_filesz, _memsz, _align = (
                     struct.unpack_from(order + "IIQQQQQQ", table, 56 * i))

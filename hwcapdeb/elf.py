@@ -2,9 +2,9 @@
 
 This module owns ELF reading: SONAME, NEEDED, RPATH/RUNPATH, exported
 dynamic symbols with their versions, build-id, and the x86 ISA marker.
-pyelftools parses ``.note.gnu.property`` into (pr_type, pr_data) pairs but does
-not decode the x86 ISA bits; :func:`decode_isa_needed` does that by hand
-(GNU_PROPERTY_X86_ISA_1_NEEDED, binutils include/elf/common.h).
+pyelftools parses ``.note.gnu.property`` into (pr_type, pr_data) pairs; the
+x86 ISA bits are kept raw here and decoded where glibc's rule about them lives
+(:func:`hwcapdeb.glibc_rules.decode_isa_needed`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ from hwcapdeb.validate import check_file_name, open_regular
 
 GNU_PROPERTY_X86_ISA_1_NEEDED = 0xC0008002
 GNU_PROPERTY_X86_ISA_1_USED = 0xC0010002  # ignored by the loader, shown for information
-#: bit -> name, binutils include/elf/common.h GNU_PROPERTY_X86_ISA_1_*
-ISA_1_BITS = {1: "x86-64-baseline", 2: "x86-64-v2", 4: "x86-64-v3", 8: "x86-64-v4"}
 
 ELF_MAGIC = b"\x7fELF"
 
@@ -44,22 +42,6 @@ def is_elf(path: Path) -> bool:
 def _open(path: Path) -> BinaryIO:
     """``path`` opened for reading if it is a regular file: a FIFO in a tree never blocks."""
     return os.fdopen(open_regular(path, what="ELF file"), "rb")
-
-
-def decode_isa_needed(bits: int) -> list[str]:
-    """Names of the ISA levels set in a GNU_PROPERTY_X86_ISA_1_NEEDED value."""
-    names = [name for bit, name in ISA_1_BITS.items() if bits & bit]
-    unknown = bits & ~sum(ISA_1_BITS)
-    if unknown:
-        names.append(f"unknown(0x{unknown:x})")
-    return names
-
-
-def isa_needed_rank(bits: int | None) -> int:
-    """Highest level rank the marker demands (0 baseline .. 3 v4); -1 for no marker."""
-    if not bits:
-        return -1
-    return max(i for i, bit in enumerate(ISA_1_BITS) if bits & bit)
 
 
 @dataclass(frozen=True)
@@ -96,6 +78,8 @@ class ElfFacts:
 
     @property
     def isa_needed_names(self) -> list[str]:
+        from hwcapdeb.glibc_rules import decode_isa_needed  # glibc_rules reads ElfFacts
+
         return decode_isa_needed(self.isa_needed or 0)
 
 

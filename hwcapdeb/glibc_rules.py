@@ -1,21 +1,188 @@
-"""The loader rules that depend on the glibc release (profiles/glibc.json).
+"""glibc's rules that are not a search: what its loader accepts, and what changes by release.
 
-Each version-dependent rule is written once, in the data, with the releases
-it belongs to; this module only reads it.  :func:`applies` answers "does the
-rule hold for glibc V", :func:`legacy_subdirs` builds the legacy hwcaps
-subdirectories a glibc <= 2.36 loader tries (elf/dl-hwcaps.c, power set
-construction), in its order.
+One home for each rule, with the glibc version it belongs to; the rest of
+hwcapdeb asks here:
+
+- the x86 ISA marker (GNU_PROPERTY_X86_ISA_1_NEEDED, checked since 2.33): its bits
+  (decoded by hand: pyelftools returns the raw word) and the loader's refusal of a
+  file whose marker exceeds the CPU's ISA level (:func:`marker_exceeds`,
+  :func:`marker_refusal`); the build-time mirror of that check is shell, in
+  ``dh-hwcaps/hwcaps-variants.sh``, because hwcapdeb is not installed in build chroots;
+- the ELF header checks of open_verify() (2.36, :func:`header_verdict`) over each
+  architecture's identity (``profiles/arch/*.json``, ``elf``);
+- the environment that changes what the loader does (:func:`loader_env`) and the
+  Debian architecture of this machine (:func:`host_arch`);
+- the version-dependent rules, written once in ``profiles/glibc.json`` with the
+  releases they belong to: :func:`applies` answers "does the rule hold for glibc V",
+  :func:`legacy_subdirs` builds the legacy hwcaps subdirectories a glibc <= 2.36
+  loader tries (elf/dl-hwcaps.c, power set construction), in its order.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import re
+import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from hwcapdeb.errors import UsageError
-from hwcapdeb.profiles import _data_root, _load_json
+from elftools.elf.enums import ENUM_E_MACHINE
+
+from hwcapdeb.errors import UnsupportedArchitecture, UsageError
+from hwcapdeb.profiles import _data_root, _load_json, architecture, architectures
+
+if TYPE_CHECKING:
+    from hwcapdeb.cpu import CpuModel
+    from hwcapdeb.elf import ElfFacts
+
+# -- the x86 ISA marker (glibc 2.33+, sysdeps/x86/dl-prop.h) -----------------------------
+
+#: bit -> name, binutils include/elf/common.h GNU_PROPERTY_X86_ISA_1_*
+ISA_1_BITS = {1: "x86-64-baseline", 2: "x86-64-v2", 4: "x86-64-v3", 8: "x86-64-v4"}
+
+
+def decode_isa_needed(bits: int) -> list[str]:
+    """Names of the ISA levels set in a GNU_PROPERTY_X86_ISA_1_NEEDED value."""
+    names = [name for bit, name in ISA_1_BITS.items() if bits & bit]
+    unknown = bits & ~sum(ISA_1_BITS)
+    if unknown:
+        names.append(f"unknown(0x{unknown:x})")
+    return names
+
+
+def isa_needed_rank(bits: int | None) -> int:
+    """Highest level rank the marker demands (0 baseline .. 3 v4); -1 for no marker."""
+    if not bits:
+        return -1
+    return max(i for i, bit in enumerate(ISA_1_BITS) if bits & bit)
+
+
+def marker_exceeds(needed: int | None, cpu: CpuModel) -> bool:
+    """Whether the loader refuses a file with ISA marker ``needed`` on ``cpu``: every
+    needed bit must be in the CPU's isa_1 (sysdeps/x86/dl-prop.h, a fatal error since
+    2.33).  Architectures without the marker never refuse."""
+    if not needed or not architecture(cpu.arch).has_isa_marker:
+        return False
+    return needed & cpu.isa_1 != needed
+
+
+def marker_refusal(needed: int | None, cpu: CpuModel) -> str | None:
+    """The loader's complaint when it refuses the file on ``cpu`` (None: accepted)."""
+    if not marker_exceeds(needed, cpu):
+        return None
+    have = cpu.isa_level.name if cpu.isa_level else "below baseline"
+    return (
+        f"CPU ISA level is lower than required: the file's ISA marker needs "
+        f"{decode_isa_needed(needed or 0)[-1]}, the CPU's ISA level is {have}"
+    )
+
+
+# -- the ELF header (glibc 2.36 elf/dl-load.c open_verify) ------------------------------
+
+SKIPPED = "skipped"  # the search goes on
+REFUSED = "refused"  # fatal: the file was picked
+
+#: EI_OSABI values glibc accepts (SYSV, GNU) and the first invalid GNU EI_ABIVERSION
+#: (LIBC_ABI_MAX: 4 in glibc 2.35+, measured on 2.36)
+_ELFOSABI_SYSV, _ELFOSABI_GNU, _LIBC_ABI_MAX = 0, 3, 4
+
+
+def header_verdict(path: Path, arch: str) -> tuple[str, str] | None:
+    """glibc's open_verify() on the ELF header, in its order (elf/dl-load.c):
+    (SKIPPED, why) for another class or machine, the search goes on; (REFUSED,
+    complaint) for the fatal checks; None if the header passes (or the file is too
+    short or not ELF: the caller's reader says so).  Read raw, before any parser
+    that might choke on what glibc merely skips."""
+    want = architecture(arch).elf if arch in architectures() else None
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(64)
+    except OSError:
+        return None
+    if want is None or len(raw) < 64 or raw[:4] != b"\x7fELF":
+        return None
+    if raw[4] != 2:  # ELFCLASS64
+        return SKIPPED, f"wrong ELF class: {'ELFCLASS32' if raw[4] == 1 else raw[4]}"
+    data, osabi, abiversion = raw[5], raw[7], raw[8]
+    if data != want.ei_data:
+        endian = "little" if want.little_endian else "big"
+        return REFUSED, f"ELF file data encoding not {endian}-endian"
+    if raw[6] != 1:
+        return REFUSED, "ELF file version ident does not match current one"
+    if osabi not in (_ELFOSABI_SYSV, _ELFOSABI_GNU):
+        return REFUSED, "ELF file OS ABI invalid"
+    if abiversion != 0 and not (osabi == _ELFOSABI_GNU and abiversion < _LIBC_ABI_MAX):
+        return REFUSED, "ELF file ABI version invalid"
+    if any(raw[9:16]):
+        return REFUSED, "nonzero padding in e_ident"
+    order = "<" if data == 1 else ">"
+    e_type, e_machine, e_version = struct.unpack_from(order + "HHI", raw, 16)
+    (e_phentsize,) = struct.unpack_from(order + "H", raw, 54)
+    if e_version != 1:
+        return REFUSED, "ELF file version does not match current one"
+    if e_machine != want.e_machine:
+        name = next((k for k, v in ENUM_E_MACHINE.items() if v == e_machine), str(e_machine))
+        return SKIPPED, f"wrong ELF machine: {name}"
+    if e_type not in (2, 3):  # ET_EXEC, ET_DYN
+        return REFUSED, "only ET_DYN and ET_EXEC can be loaded"
+    if e_phentsize != 56:  # sizeof (Elf64_Phdr)
+        return REFUSED, "ELF file's phentsize not the expected size"
+    if e_type == 2:  # accepted by open_verify, refused by _dl_map_object_from_fd
+        return REFUSED, "cannot dynamically load executable"
+    return None
+
+
+def identity_problem(facts: ElfFacts, arch: str) -> str | None:
+    """Why the loader of ``arch`` skips a file of another class or machine (None: same)."""
+    want = architecture(arch).elf if arch in architectures() else None
+    if want is None:
+        return None
+    if facts.elf_class != want.elf_class:
+        return f"wrong ELF class: ELFCLASS{facts.elf_class}"
+    if facts.machine != want.machine:
+        return f"wrong ELF machine: {facts.machine}"
+    return None
+
+
+# -- this machine -------------------------------------------------------------------------
+
+#: what changes which file the loader picks or what it reports: the search path,
+#: preloads, tunables (glibc.cpu.hwcaps masks, 2.33+), LD_HWCAP_MASK (legacy
+#: subdirectories, <= 2.36), debugging output; and, for a loader run under
+#: qemu-user, the emulated CPU and sysroot
+LOADER_ENV = ("LD_LIBRARY_PATH", "LD_PRELOAD", "LD_AUDIT", "GLIBC_TUNABLES", "LD_HWCAP_MASK",
+              "LD_DEBUG", "LD_DEBUG_OUTPUT", "QEMU_CPU", "QEMU_LD_PREFIX")
+
+
+def loader_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without anything that changes what a loader does,
+    plus ``extra`` (the one change the caller means)."""
+    env = {k: v for k, v in os.environ.items() if k not in LOADER_ENV}
+    env.update(extra or {})
+    return env
+
+
+def host_arch() -> str | None:
+    """The Debian architecture this machine runs natively (None if hwcapdeb does not
+    know its ``uname -m``)."""
+    machine = os.uname().machine
+    return next((a.arch for a in architectures().values() if a.uname_machine == machine), None)
+
+
+def require_host_arch() -> str:
+    """:func:`host_arch`, or one line saying hwcapdeb cannot run programs here."""
+    arch = host_arch()
+    if arch is None:
+        raise UnsupportedArchitecture(
+            f"hwcapdeb does not know this machine's architecture ({os.uname().machine})",
+            hint="run it on amd64, ppc64el or s390x")
+    return arch
+
+
+# -- rules that depend on the glibc release (profiles/glibc.json) ------------------------
 
 _VERSION = re.compile(r"^([0-9]+)\.([0-9]+)$")
 

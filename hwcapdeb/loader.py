@@ -56,13 +56,10 @@ from __future__ import annotations
 import functools
 import glob
 import re
-import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-from elftools.elf.enums import ENUM_E_MACHINE
 
 from hwcapdeb.cpu import CpuModel, supported_levels, why_not
 from hwcapdeb.dl_object import mapping_problem, open_like_loader
@@ -73,28 +70,29 @@ from hwcapdeb.dl_paths import (
     dl_platform,
     search_path,
 )
-from hwcapdeb.elf import ElfFacts, decode_isa_needed, is_elf, read_elf
+from hwcapdeb.elf import ElfFacts, is_elf, read_elf
 from hwcapdeb.errors import InputError, UsageError
-from hwcapdeb.glibc_rules import applies, legacy_subdirs, parse_version, rule
+from hwcapdeb.glibc_rules import (
+    REFUSED,
+    SKIPPED,
+    applies,
+    header_verdict,
+    identity_problem,
+    legacy_subdirs,
+    marker_refusal,
+    parse_version,
+    rule,
+)
 from hwcapdeb.profiles import Architecture, Level, architecture
 
 HWCAPS_DIR = "glibc-hwcaps"
 LEGACY_HWCAPS_DIRS = ("tls", "haswell", "xeon_phi", "avx512_1", "x86_64")
 
-#: EI_CLASS and e_machine the loader of each architecture accepts
-_ELF_IDENTITY = {"amd64": (64, "EM_X86_64"), "ppc64el": (64, "EM_PPC64"), "s390x": (64, "EM_S390")}
-#: EI_DATA (1 little-, 2 big-endian) and e_machine number of the same
-_ELF_HEADER = {"amd64": (1, 62), "ppc64el": (1, 21), "s390x": (2, 22)}
-#: EI_OSABI values glibc accepts (SYSV, GNU) and the first invalid GNU EI_ABIVERSION
-#: (LIBC_ABI_MAX: 4 in glibc 2.35+, measured on 2.36)
-_ELFOSABI_SYSV, _ELFOSABI_GNU, _LIBC_ABI_MAX = 0, 3, 4
 
 # verdicts of a TraceStep
 LOADED = "loaded"
 ABSENT = "absent"
 NOT_SEARCHED = "not-searched"
-SKIPPED = "skipped"
-REFUSED = "refused"
 NOTE = "note"
 
 
@@ -227,72 +225,6 @@ def _read_file(path: str, dev: int, ino: int, mtime_ns: int, size: int) -> ElfFa
         return str(err)
 
 
-def _header_verdict(path: Path, arch: str) -> tuple[str, str] | None:
-    """glibc's open_verify() on the ELF header, in its order (elf/dl-load.c):
-    (SKIPPED, why) for another class or machine, the search goes on; (REFUSED,
-    complaint) for the fatal checks; None if the header passes (or the file is too
-    short or not ELF: :func:`_read` says so).  Read raw, before any parser that
-    might choke on what glibc merely skips."""
-    want = _ELF_HEADER.get(arch)
-    try:
-        with path.open("rb") as fh:
-            raw = fh.read(64)
-    except OSError:
-        return None
-    if want is None or len(raw) < 64 or raw[:4] != b"\x7fELF":
-        return None
-    if raw[4] != 2:  # ELFCLASS64
-        return SKIPPED, f"wrong ELF class: {'ELFCLASS32' if raw[4] == 1 else raw[4]}"
-    data, osabi, abiversion = raw[5], raw[7], raw[8]
-    if data != want[0]:
-        return REFUSED, f"ELF file data encoding not {'little' if want[0] == 1 else 'big'}-endian"
-    if raw[6] != 1:
-        return REFUSED, "ELF file version ident does not match current one"
-    if osabi not in (_ELFOSABI_SYSV, _ELFOSABI_GNU):
-        return REFUSED, "ELF file OS ABI invalid"
-    if abiversion != 0 and not (osabi == _ELFOSABI_GNU and abiversion < _LIBC_ABI_MAX):
-        return REFUSED, "ELF file ABI version invalid"
-    if any(raw[9:16]):
-        return REFUSED, "nonzero padding in e_ident"
-    order = "<" if data == 1 else ">"
-    e_type, e_machine, e_version = struct.unpack_from(order + "HHI", raw, 16)
-    (e_phentsize,) = struct.unpack_from(order + "H", raw, 54)
-    if e_version != 1:
-        return REFUSED, "ELF file version does not match current one"
-    if e_machine != want[1]:
-        name = next((k for k, v in ENUM_E_MACHINE.items() if v == e_machine), str(e_machine))
-        return SKIPPED, f"wrong ELF machine: {name}"
-    if e_type not in (2, 3):  # ET_EXEC, ET_DYN
-        return REFUSED, "only ET_DYN and ET_EXEC can be loaded"
-    if e_phentsize != 56:  # sizeof (Elf64_Phdr)
-        return REFUSED, "ELF file's phentsize not the expected size"
-    if e_type == 2:  # accepted by open_verify, refused by _dl_map_object_from_fd
-        return REFUSED, "cannot dynamically load executable"
-    return None
-
-
-def _identity_problem(facts: ElfFacts, arch: str) -> str | None:
-    want = _ELF_IDENTITY.get(arch)
-    if want is None:
-        return None
-    if facts.elf_class != want[0]:
-        return f"wrong ELF class: ELFCLASS{facts.elf_class}"
-    if facts.machine != want[1]:
-        return f"wrong ELF machine: {facts.machine}"
-    return None
-
-
-def _marker_problem(facts: ElfFacts, cpu: CpuModel) -> str | None:
-    needed = facts.isa_needed or 0
-    if cpu.arch != "amd64" or not needed or needed & cpu.isa_1 == needed:
-        return None
-    have = cpu.isa_level.name if cpu.isa_level else "below baseline"
-    return (
-        f"CPU ISA level is lower than required: the file's ISA marker needs "
-        f"{decode_isa_needed(needed)[-1]}, the CPU's ISA level is {have}"
-    )
-
-
 class _Search:
     """Mutable state of one resolve() call: the trace so far."""
 
@@ -351,7 +283,7 @@ class _Search:
                 if _real_names(path) else ""
             ))
             return None
-        header = _header_verdict(contents or path, self.cpu.arch)
+        header = header_verdict(contents or path, self.cpu.arch)
         if header and header[0] == SKIPPED:
             self.step(path, SKIPPED, header[1])
             return None
@@ -362,14 +294,14 @@ class _Search:
         if isinstance(facts, str):
             self.step(path, REFUSED, facts)
             return self.done(None, level, f"{path}: {facts}")
-        problem = _identity_problem(facts, self.cpu.arch)
+        problem = identity_problem(facts, self.cpu.arch)
         if problem:
             self.step(path, SKIPPED, problem)
             return None
         mapping = mapping_problem(contents or path, self.cpu.arch)
         if mapping is None and self.dependencies is not None:
             mapping = self.dependencies(facts, path)
-        marker = mapping or _marker_problem(facts, self.cpu)
+        marker = mapping or marker_refusal(facts.isa_needed, self.cpu)
         if marker:
             self.step(path, REFUSED, f"{how}; {marker} (fatal: no fallback to the next directory)")
             return self.done(None, level, f"{path}: {marker}")
@@ -528,8 +460,8 @@ def _indexed(search: _Search, path: Path) -> ElfFacts | None:
     facts = _read(path)
     if isinstance(facts, str) or facts.soname != search.soname:
         return None
-    if _identity_problem(facts, search.cpu.arch):
-        search.step(path, SKIPPED, f"ld.so.cache: {_identity_problem(facts, search.cpu.arch)}")
+    if identity_problem(facts, search.cpu.arch):
+        search.step(path, SKIPPED, f"ld.so.cache: {identity_problem(facts, search.cpu.arch)}")
         return None
     return facts
 
@@ -560,7 +492,7 @@ def _cache_lookup(search: _Search, dirs: list[Path]) -> Resolution | None:
                     search.step(path, NOT_SEARCHED, f"ld.so.cache: glibc-hwcaps/{sub.name}: "
                                 f"{why or 'not a glibc-hwcaps name of this CPU'}")
                     continue
-                marker = _marker_problem(facts, search.cpu)
+                marker = marker_refusal(facts.isa_needed, search.cpu)
                 if marker:
                     search.step(path, SKIPPED, f"ld.so.cache: entry skipped: {marker}")
                     continue
@@ -571,7 +503,7 @@ def _cache_lookup(search: _Search, dirs: list[Path]) -> Resolution | None:
             link = directory / search.soname
             if _fs(link.exists):
                 linked = _read(link)
-                if not isinstance(linked, str) and not _identity_problem(linked, search.cpu.arch):
+                if not isinstance(linked, str) and not identity_problem(linked, search.cpu.arch):
                     plain = link
             elif any(_indexed(search, p) for p in _listing(directory, search.soname + ".*")):
                 plain = link  # ldconfig creates the SONAME link in plain directories

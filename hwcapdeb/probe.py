@@ -23,13 +23,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hwcapdeb.cpu import host_arch
 from hwcapdeb.errors import (
     ExternalCommandError,
     MissingToolError,
     UnsupportedArchitecture,
     UsageError,
 )
+from hwcapdeb.glibc_rules import host_arch, loader_env
 from hwcapdeb.profiles import architecture
 from hwcapdeb.target_loader import TargetLoader
 from hwcapdeb.tools import find_tool
@@ -71,16 +71,6 @@ def _in_root(path: Path | None, root: Path | None) -> Path | None:
         return path
     inside = root / str(path).lstrip("/")
     return inside if inside.exists() or inside.is_symlink() else path
-
-
-def _child_env(tunables: str | None) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items()
-        if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD", "GLIBC_TUNABLES", "LD_DEBUG", "QEMU_CPU")
-    }
-    if tunables:
-        env["GLIBC_TUNABLES"] = tunables
-    return env
 
 
 def _listed_path(output: str, soname: str, loader_name: str | None = None) -> Path | None:
@@ -197,7 +187,7 @@ def probe(
     true = str(program) if program is not None else _true_program(root, foreign)
     argv = [*prefix, ld_so, *options, true]
     list_argv = [*prefix, ld_so, *options, "--list", true]
-    env = _child_env(tunables)
+    env = loader_env({"GLIBC_TUNABLES": tunables} if tunables else None)
     env_shown = (("GLIBC_TUNABLES", tunables),) if tunables else ()
     try:
         listed = subprocess.run(list_argv, capture_output=True, text=True, env=env, timeout=timeout)

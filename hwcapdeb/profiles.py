@@ -104,6 +104,22 @@ class Level:
 
 
 @dataclass(frozen=True)
+class ElfIdentity:
+    """What glibc's open_verify() demands of an architecture's objects (elf/dl-load.c)."""
+
+    elf_class: int  # 32 or 64
+    little_endian: bool
+    machine: str  # pyelftools' e_machine name, e.g. EM_X86_64
+    e_machine: int
+    page_size: int  # the largest page size its loader aligns segments to
+
+    @property
+    def ei_data(self) -> int:
+        """EI_DATA: 1 little-, 2 big-endian."""
+        return 1 if self.little_endian else 2
+
+
+@dataclass(frozen=True)
 class Architecture:
     """What glibc defines for one Debian architecture."""
 
@@ -116,6 +132,13 @@ class Architecture:
     source: str
     baseline: Level
     levels: tuple[Level, ...]  # lowest first, baseline excluded
+    uname_machine: str | None = None  # uname -m of a native machine
+    elf: ElfIdentity | None = None  # None: hwcapdeb does not load this architecture's objects
+
+    @property
+    def has_isa_marker(self) -> bool:
+        """Whether glibc checks an ISA marker before loading (x86's ISA_1_NEEDED, 2.33+)."""
+        return self.marker == "x86-isa-1-needed"
 
     @property
     def all_levels(self) -> tuple[Level, ...]:
@@ -183,6 +206,13 @@ class Profile:
         }
 
 
+def _parse_elf(raw: dict[str, Any] | None) -> ElfIdentity | None:
+    if raw is None:
+        return None
+    return ElfIdentity(raw["class"], raw["data"] == "little", raw["machine"], raw["e_machine"],
+                       raw["page_size"])
+
+
 def _parse_architecture(data: dict[str, Any]) -> Architecture:
     arch = data["arch"]
     base = data["baseline"]
@@ -222,6 +252,8 @@ def _parse_architecture(data: dict[str, Any]) -> Architecture:
         source=data["source"],
         baseline=baseline,
         levels=tuple(levels),
+        uname_machine=data.get("uname_machine"),
+        elf=_parse_elf(data.get("elf")),
     )
 
 

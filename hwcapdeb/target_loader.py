@@ -133,10 +133,6 @@ def _elf_machine(path: Path) -> int | None:
     return None
 
 
-#: e_machine of the loaders hwcapdeb can ask
-_MACHINES = {"amd64": 62, "ppc64el": 21, "s390x": 22, "arm64": 183, "i386": 3}
-
-
 def _inside(path: Path, root: Path) -> bool:
     """A regular file that stays in ``root`` (an absolute link would ask the host's)."""
     try:
@@ -163,7 +159,7 @@ def from_root(root: Path, arch: Architecture, source: str = LOADER_ROOT,
     if machine is None:
         raise InputError(f"{what}: {ld_so} is not an ELF file",
                          hint="give a root holding an unpacked libc6")
-    if machine != _MACHINES.get(arch.arch, machine):
+    if arch.elf is not None and machine != arch.elf.e_machine:
         raise InputError(f"{what}: {ld_so.name} is not an {arch.arch} loader "
                          f"(ELF machine {machine})", hint="give a root of the packages' "
                          "architecture")

@@ -54,13 +54,12 @@ from hwcapdeb.debfile import PackageTree, open_inputs
 from hwcapdeb.elf import (
     ElfFacts,
     debug_file_for,
-    decode_isa_needed,
     is_elf,
-    isa_needed_rank,
     read_code,
     read_elf,
 )
 from hwcapdeb.errors import HwcapdebError, InputError
+from hwcapdeb.glibc_rules import decode_isa_needed, host_arch, isa_needed_rank, marker_exceeds
 from hwcapdeb.isa_audit import IsaAudit, audit, level_table
 from hwcapdeb.profiles import Architecture, Level, architecture
 from hwcapdeb.target_loader import TargetLoader, select_loader
@@ -369,8 +368,8 @@ def check_abi(lib: Library, base: Build, var: Build, add: Any) -> None:
 
 
 def check_marker(arch: Architecture, build: Build, add: Any) -> None:
-    if arch.marker != "x86-isa-1-needed":
-        return  # the only ISA marker glibc checks is x86's
+    if not arch.has_isa_marker:
+        return
     bits = build.facts.isa_needed
     rank = isa_needed_rank(bits)
     level = build.level
@@ -532,9 +531,9 @@ def _safety(build: Build | None, model: cpu_mod.CpuModel) -> tuple[bool, str]:
     missing = sorted(f for f in needed if f in known and f not in model.features)
     if missing:
         return False, f"its code needs {'/'.join(missing)} without a run-time check"
-    bits = build.facts.isa_needed or 0
-    if bits and bits & model.isa_1 != bits:
-        return False, f"its ISA marker needs {'/'.join(decode_isa_needed(bits))}"
+    bits = build.facts.isa_needed
+    if marker_exceeds(bits, model):
+        return False, f"its ISA marker needs {'/'.join(decode_isa_needed(bits or 0))}"
     top = "/".join(sorted(needed)) or "nothing above baseline"
     return True, f"unguarded code needs {top}"
 
@@ -730,7 +729,7 @@ def verify_trees(
     """
     arch_name = arch_name or _packages_arch(trees)
     arch = architecture(arch_name)
-    x86 = arch.marker == "x86-isa-1-needed"
+    x86 = arch.has_isa_marker
     collector = _Collector(arch, [t for t in trees if not t.is_debug])
     for tree in trees:
         if not tree.is_debug:
@@ -843,7 +842,7 @@ def verify_paths(
         arch = arch_name or _packages_arch(trees)
         host_ld_so = architecture(arch).loader
         if loader_root is not None or (detect_loader and host_ld_so and Path(host_ld_so).exists()
-                                       and arch == cpu_mod.host_arch()):
+                                       and arch == host_arch()):
             target = select_loader([Path(p) for p in paths], arch, loader_root=loader_root)
         return verify_trees(trees, cpus=cpus, arch_name=arch_name, debug_roots=debug_roots,
                             probe=probe, target=target)

@@ -21,7 +21,8 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from hwcapdeb.buildjob import FIRST_ATTEMPT, BuildJob, run_job
-from hwcapdeb.elf import is_elf, isa_needed_rank, read_elf
+from hwcapdeb.elf import is_elf, read_elf
+from hwcapdeb.glibc_rules import isa_needed_rank
 from hwcapdeb.probe import probe
 from hwcapdeb.profiles import ProfileRegistry, architecture
 from tests import corpus

@@ -13,11 +13,11 @@ from hwcapdeb.bench import (
     BenchOptions,
     BenchReport,
     VariantResult,
-    host_arch_name,
     run_bench,
     write_profiles,
 )
 from hwcapdeb.commands import options
+from hwcapdeb.glibc_rules import require_host_arch
 from hwcapdeb.output import emit_json
 from hwcapdeb.target_loader import select_loader
 
@@ -148,7 +148,7 @@ def command(
     if sys.stderr.isatty() and not as_json:
         def progress(message: str) -> None:
             click.echo(f"\rhwcapdeb: bench: {message:<30}", err=True, nl=False)
-    target = select_loader([path], host_arch_name(), loader_root=loader_root,
+    target = select_loader([path], require_host_arch(), loader_root=loader_root,
                            warn=lambda text: click.echo(f"hwcapdeb: warning: {text}", err=True))
     report = run_bench([path], list(command), options, progress=progress, target=target)
     if progress is not None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 
 import click
 
 from hwcapdeb.commands import options
 from hwcapdeb.convert import ConvertOptions, check_options, convert
+from hwcapdeb.glibc_rules import host_arch
 from hwcapdeb.profiles import ProfileRegistry, check_profile
 
 
@@ -65,7 +65,7 @@ def command(
     check_options(options)
     for profile in resolved:
         # the local gcc can only judge flags for its own architecture
-        if profile.level.arch == _machine_arch():
+        if profile.level.arch == host_arch():
             check_profile(profile)
     plan = convert(src_dir, options, dry_run=dry_run)
     if dry_run:
@@ -74,10 +74,3 @@ def command(
         # plan.changes() is empty now: list what the conversion owns
         for rel in plan.files:
             click.echo(f"hwcapdeb: {rel}")
-
-
-def _machine_arch() -> str:
-    """This machine's Debian architecture (amd64, ppc64el, s390x...)."""
-    return {"x86_64": "amd64", "ppc64le": "ppc64el", "s390x": "s390x"}.get(
-        platform.machine(), platform.machine()
-    )

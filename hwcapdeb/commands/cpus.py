@@ -13,10 +13,10 @@ from hwcapdeb.cpu import (
     CpuModel,
     cpu_model,
     highest_level,
-    host_arch,
     hwcap_tables,
     why_not,
 )
+from hwcapdeb.glibc_rules import host_arch
 from hwcapdeb.output import emit_json
 from hwcapdeb.profiles import architecture
 

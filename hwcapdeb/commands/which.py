@@ -13,8 +13,9 @@ from pathlib import Path
 import click
 
 from hwcapdeb.commands import options
-from hwcapdeb.cpu import HOST, apply_tunables, cpu_model, host_arch, hwcaps_tunable
+from hwcapdeb.cpu import HOST, apply_tunables, cpu_model, hwcaps_tunable
 from hwcapdeb.errors import MissingToolError, UsageError
+from hwcapdeb.glibc_rules import host_arch
 from hwcapdeb.loader import Resolution, glibc_release, resolve
 from hwcapdeb.output import emit_json
 from hwcapdeb.probe import ProbeResult, cross_sysroot, default_program, probe
