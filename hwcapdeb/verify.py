@@ -43,8 +43,8 @@ import itertools
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,74 +52,16 @@ from hwcapdeb import cpu as cpu_mod
 from hwcapdeb import loader, probe
 from hwcapdeb.debfile import PackageTree, open_inputs
 from hwcapdeb.elf import (
-    ElfFacts,
     debug_file_for,
-    is_elf,
     read_code,
-    read_elf,
 )
 from hwcapdeb.errors import HwcapdebError, InputError
+from hwcapdeb.findings import Finding
 from hwcapdeb.glibc_rules import decode_isa_needed, host_arch, isa_needed_rank, marker_exceeds
-from hwcapdeb.isa_audit import IsaAudit, audit, level_table
-from hwcapdeb.profiles import Architecture, Level, architecture
+from hwcapdeb.isa_audit import audit, level_table
+from hwcapdeb.library import Library, LibraryCollector, LibraryFile
+from hwcapdeb.profiles import Architecture, architecture
 from hwcapdeb.target_loader import TargetLoader, select_loader
-
-SEVERITY_LETTER = {"error": "E", "warning": "W", "info": "I"}
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One lintian-style finding: every verdict carries its reason."""
-
-    severity: str  # error, warning, info
-    tag: str
-    package: str
-    path: str  # inside the package: usr/lib/x86_64-linux-gnu/libfoo.so.1.2.3
-    message: str
-
-    def lintian_line(self) -> str:
-        letter = SEVERITY_LETTER[self.severity]
-        return f"{letter}: {self.package}: {self.tag} {self.path} ({self.message})"
-
-    def to_json(self) -> dict[str, str]:
-        return {
-            "severity": self.severity,
-            "tag": self.tag,
-            "package": self.package,
-            "path": self.path,
-            "message": self.message,
-        }
-
-
-@dataclass
-class Build:
-    """One build of a library: the baseline or one glibc-hwcaps variant."""
-
-    package: str
-    level: Level
-    file: Path  # the real file on disk
-    relpath: str  # its path inside the package
-    facts: ElfFacts
-    size: int
-    audit: IsaAudit | None = None
-
-
-@dataclass
-class Library:
-    """A library with variants: the builds of one SONAME in one library directory."""
-
-    soname: str
-    libdir: str  # relative, e.g. usr/lib/x86_64-linux-gnu
-    baseline: Build | None
-    variants: dict[str, Build] = field(default_factory=dict)  # level name -> build
-
-    @property
-    def builds(self) -> list[Build]:
-        return [b for b in [self.baseline, *self.variants.values()] if b is not None]
-
-    @property
-    def package(self) -> str:
-        return (self.baseline or next(iter(self.variants.values()))).package
 
 
 @dataclass(frozen=True)
@@ -183,160 +125,6 @@ class Report:
         }
 
 
-# --- discovery -----------------------------------------------------------------
-
-
-def _hwcaps_dirs(root: Path) -> Iterator[tuple[Path, Path]]:
-    """(library directory, glibc-hwcaps directory) pairs below ``root``."""
-    for dirpath, dirs, _files in os.walk(root):
-        if "glibc-hwcaps" in dirs:
-            yield Path(dirpath), Path(dirpath) / "glibc-hwcaps"
-        # debug files are evidence, never audited as libraries
-        dirs[:] = [d for d in dirs if d != "glibc-hwcaps" and not (
-            Path(dirpath) == root / "usr/lib" and d == "debug")]
-
-
-def _real_files(directory: Path) -> list[Path]:
-    return sorted(
-        p for p in directory.iterdir() if p.is_file() and not p.is_symlink() and is_elf(p)
-    )
-
-
-class _Collector:
-    def __init__(self, arch: Architecture, trees: Sequence[PackageTree] = ()) -> None:
-        self.arch = arch
-        self.trees = list(trees)  # every non-debug package: a split layout spreads a library
-        self.findings: list[Finding] = []
-        self.libraries: dict[tuple[str, str], Library] = {}
-
-    def add(self, severity: str, tag: str, package: str, path: str, message: str) -> None:
-        self.findings.append(Finding(severity, tag, package, path, message))
-
-    def _build(self, tree: PackageTree, level: Level, file: Path) -> Build | None:
-        rel = file.relative_to(tree.root).as_posix()
-        try:
-            facts = read_elf(file)
-        except HwcapdebError as err:
-            self.add("error", "unreadable-file", tree.name, rel, err.message)
-            return None
-        return Build(tree.name, level, file, rel, facts, file.stat().st_size)
-
-    def collect(self, tree: PackageTree) -> None:
-        known = {lv.name: lv for lv in self.arch.levels}
-        for libdir, hwcaps in _hwcaps_dirs(tree.root):
-            rel_libdir = libdir.relative_to(tree.root).as_posix()
-            for sub in sorted(p for p in hwcaps.iterdir() if p.is_dir()):
-                rel_sub = sub.relative_to(tree.root).as_posix()
-                level = known.get(sub.name)
-                if level is None:
-                    names = ", ".join(lv.name for lv in self.arch.search_order)
-                    self.add("warning", "unknown-hwcaps-directory", tree.name, rel_sub,
-                             f"glibc on {self.arch.arch} searches only {names}" if names else
-                             f"glibc has no glibc-hwcaps subdirectories on {self.arch.arch}")
-                    continue
-                for junk in sorted(p for p in sub.iterdir()
-                                   if p.is_file() and not p.is_symlink() and not is_elf(p)):
-                    # named like a library, the loader would try it and fail; else harmless
-                    library_like = ".so" in junk.name
-                    self.add("error" if library_like else "warning", "unreadable-file", tree.name,
-                             junk.relative_to(tree.root).as_posix(),
-                             "not an ELF file: nothing but libraries belongs in glibc-hwcaps")
-                self._check_links(tree, sub)
-                for file in _real_files(sub):
-                    build = self._build(tree, level, file)
-                    if build is None:
-                        continue
-                    soname = self._group_name(libdir, file, build)
-                    lib = self._library(tree, libdir, rel_libdir, soname)
-                    if level.name in lib.variants:
-                        other = lib.variants[level.name]
-                        if other.package != tree.name:
-                            self.add("error", "duplicate-variant", tree.name, build.relpath,
-                                     f"{other.package} ships glibc-hwcaps/{level.name} of "
-                                     f"{soname} too: the packages conflict")
-                        continue  # two real files for one SONAME: the link decides, checked below
-                    lib.variants[level.name] = build
-                    self._check_soname_link(tree, sub, build, soname)
-
-    def _group_name(self, libdir: Path, file: Path, build: Build) -> str:
-        """The SONAME a variant belongs to: its baseline's (same file name), else its own."""
-        rel = libdir.relative_to(next(t.root for t in self.trees if libdir.is_relative_to(t.root)))
-        for twin in [libdir / file.name, *(t.root / rel / file.name for t in self.trees)]:
-            if twin.is_file() and is_elf(twin):
-                with contextlib.suppress(HwcapdebError):
-                    soname = read_elf(twin, with_exports=False).soname
-                    if soname:
-                        return soname
-        return build.facts.soname or file.name
-
-    def _library(self, tree: PackageTree, libdir: Path, rel_libdir: str, soname: str) -> Library:
-        # one library per directory and SONAME, whichever packages hold its builds
-        key = (rel_libdir, soname)
-        lib = self.libraries.get(key)
-        if lib is None:
-            lib = self.libraries[key] = Library(soname, rel_libdir, None)
-        if lib.baseline is None:
-            lib.baseline = self._find_baseline(tree, libdir, soname)
-        return lib
-
-    def _find_baseline(self, tree: PackageTree, libdir: Path, soname: str) -> Build | None:
-        link = libdir / soname
-        if link.exists():
-            target = link.resolve()
-            if target.is_file() and is_elf(target):
-                return self._build(tree, self.arch.baseline, target)
-        for file in _real_files(libdir) if libdir.is_dir() else []:
-            with contextlib.suppress(HwcapdebError):
-                if read_elf(file, with_exports=False).soname == soname:
-                    return self._build(tree, self.arch.baseline, file)
-        return None
-
-    def adopt_baselines(self, trees: Sequence[PackageTree]) -> None:
-        """A baseline may ship in another package of the same upload (same library dir)."""
-        for lib in self.libraries.values():
-            if lib.baseline is not None:
-                continue
-            for tree in trees:
-                libdir = tree.root / lib.libdir
-                if libdir.is_dir():
-                    lib.baseline = self._find_baseline(tree, libdir, lib.soname)
-                    if lib.baseline:
-                        break
-
-    def _check_links(self, tree: PackageTree, sub: Path) -> None:
-        """A link in glibc-hwcaps/LEVEL to a file that is no ELF object: the loader opens
-        it on every CPU of that level and fails (the real file's own checks are below)."""
-        for link in sorted(p for p in sub.iterdir() if p.is_symlink() and p.exists()):
-            target = link.resolve()
-            if target.parent == sub.resolve() and ".so" in target.name:
-                continue  # the junk check below names that file itself, as an error
-            if target.is_file() and not is_elf(target):
-                self.add("error", "unloadable-variant", tree.name,
-                         link.relative_to(tree.root).as_posix(),
-                         f"links to {os.readlink(link)}, which is no ELF object: the loader "
-                         f"picks it on every CPU of {sub.name} and fails (fatal)")
-
-    def _check_soname_link(self, tree: PackageTree, sub: Path, build: Build, soname: str) -> None:
-        link = sub / soname
-        rel = build.relpath
-        if not link.exists() and not link.is_symlink():
-            self.add("error", "missing-soname-link", tree.name, rel,
-                     f"glibc-hwcaps/{sub.name} has no {soname}: the loader looks up the "
-                     "SONAME and never uses this variant")
-        elif not link.exists():
-            self.add("error", "missing-soname-link", tree.name, rel,
-                     f"{soname} in glibc-hwcaps/{sub.name} is a dangling link "
-                     f"(-> {os.readlink(link)})")
-        elif link.is_dir():
-            self.add("error", "missing-soname-link", tree.name, rel,
-                     f"{soname} in glibc-hwcaps/{sub.name} is a directory: the loader opens it, "
-                     "cannot read it and fails (fatal)")
-        elif link.resolve().parent != sub.resolve():
-            self.add("error", "missing-soname-link", tree.name, rel,
-                     f"{soname} in glibc-hwcaps/{sub.name} points outside it "
-                     f"(-> {os.readlink(link)}): that is not this variant")
-
-
 # --- checks --------------------------------------------------------------------
 
 
@@ -346,7 +134,7 @@ def _symbol_text(keys: Iterable[tuple[str, str | None]], limit: int = 3) -> str:
     return ", ".join(items[:limit]) + more
 
 
-def check_abi(lib: Library, base: Build, var: Build, add: Any) -> None:
+def check_abi(lib: Library, base: LibraryFile, var: LibraryFile, add: Any) -> None:
     a, b = base.facts, var.facts
     problems = []
     if a.soname != b.soname:
@@ -367,7 +155,7 @@ def check_abi(lib: Library, base: Build, var: Build, add: Any) -> None:
         add("error", "abi-mismatch", var.package, var.relpath, problem)
 
 
-def check_marker(arch: Architecture, build: Build, add: Any) -> None:
+def check_marker(arch: Architecture, build: LibraryFile, add: Any) -> None:
     if not arch.has_isa_marker:
         return
     bits = build.facts.isa_needed
@@ -394,7 +182,7 @@ def check_marker(arch: Architecture, build: Build, add: Any) -> None:
             f"with the {level.name} flags?")
 
 
-def check_isa_leak(build: Build, add: Any, arch_name: str) -> None:
+def check_isa_leak(build: LibraryFile, add: Any, arch_name: str) -> None:
     result = build.audit
     if result is None:
         return
@@ -414,7 +202,7 @@ def check_isa_leak(build: Build, add: Any, arch_name: str) -> None:
     add("error", "isa-leak", build.package, build.relpath, message)
 
 
-def _text_bytes(build: Build) -> bytes:
+def _text_bytes(build: LibraryFile) -> bytes:
     try:
         facts = read_code(build.file)
     except HwcapdebError:
@@ -523,7 +311,7 @@ def cpu_rows(specs: Sequence[str] | None, arch: Architecture) -> list[_Row]:
     return rows
 
 
-def _safety(build: Build | None, model: cpu_mod.CpuModel) -> tuple[bool, str]:
+def _safety(build: LibraryFile | None, model: cpu_mod.CpuModel) -> tuple[bool, str]:
     if build is None or build.audit is None:
         return True, "not audited"
     known = cpu_mod.feature_table().names
@@ -592,8 +380,8 @@ def dispatch_matrix(
 
 
 def _refused(
-    res: loader.Resolution, merged: Path, by_path: dict[Path, Build],
-    trees: Sequence[PackageTree], baseline: Build | None,
+    res: loader.Resolution, merged: Path, by_path: dict[Path, LibraryFile],
+    trees: Sequence[PackageTree], baseline: LibraryFile | None,
 ) -> str | None:
     """The path (inside its package) of the file the model refused, fatally.  A
     dependency the baseline needs too is not the package's fault: it is not installed
@@ -730,7 +518,7 @@ def verify_trees(
     arch_name = arch_name or _packages_arch(trees)
     arch = architecture(arch_name)
     x86 = arch.has_isa_marker
-    collector = _Collector(arch, [t for t in trees if not t.is_debug])
+    collector = LibraryCollector(arch, [t for t in trees if not t.is_debug])
     for tree in trees:
         if not tree.is_debug:
             collector.collect(tree)
