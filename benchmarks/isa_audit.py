@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hwcapdeb.elf import read_code, shared_objects
+from hwcapdeb.elf_code import read_code, shared_objects
 from hwcapdeb.isa_audit import audit
 from hwcapdeb.isa_decode import default_jobs
 

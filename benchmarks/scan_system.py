@@ -21,7 +21,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from hwcapdeb.elf import shared_objects
+from hwcapdeb.elf_code import shared_objects
 from hwcapdeb.errors import HwcapdebError
 from hwcapdeb.isa_audit import audit
 from hwcapdeb.isa_decode import default_jobs

@@ -61,7 +61,7 @@ from pathlib import Path
 from iced_x86 import Code, CpuidFeature, Decoder, EncodingKind, FlowControl, Instruction, Mnemonic
 
 from hwcapdeb import isa_decode
-from hwcapdeb.elf import CodeFacts, read_code
+from hwcapdeb.elf_code import CodeFacts, read_code
 from hwcapdeb.profiles import Architecture, architecture
 
 

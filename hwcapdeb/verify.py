@@ -51,7 +51,7 @@ from typing import Any
 from hwcapdeb import cpu as cpu_mod
 from hwcapdeb import loader, probe
 from hwcapdeb.debfile import PackageTree, open_inputs
-from hwcapdeb.elf import (
+from hwcapdeb.elf_code import (
     debug_file_for,
     read_code,
 )

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hwcapdeb.debfile import PackageTree, changes_packages, unpack_deb
-from hwcapdeb.elf import read_code, read_elf
+from hwcapdeb.elf import read_elf
+from hwcapdeb.elf_code import read_code
 from hwcapdeb.errors import HwcapdebError
 from hwcapdeb.isa_audit import audit
 from hwcapdeb.verify import verify_trees

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hwcapdeb import isa_decode
-from hwcapdeb.elf import debug_file_for, read_code, shared_objects
+from hwcapdeb.elf_code import debug_file_for, read_code, shared_objects
 from hwcapdeb.isa_audit import _scan_table, audit, flags_rank, isa_token, producer_isa_flags
 from tests.elfbuild import compile_library
 
