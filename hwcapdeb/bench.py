@@ -38,7 +38,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hwcapdeb.cpu import CpuModel, host_model, supported_levels, why_not
+from hwcapdeb.cpu import CpuModel, supported_levels, why_not
+from hwcapdeb.cpu_sources import host_model
 from hwcapdeb.debfile import PackageTree, open_inputs
 from hwcapdeb.elf import is_elf, read_elf
 from hwcapdeb.errors import ExternalCommandError, InputError, UsageError

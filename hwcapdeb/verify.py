@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from hwcapdeb import cpu as cpu_mod
-from hwcapdeb import loader, probe
+from hwcapdeb import cpu_sources, loader, probe
 from hwcapdeb.debfile import PackageTree, open_inputs
 from hwcapdeb.elf_code import (
     debug_file_for,
@@ -230,7 +230,7 @@ def check_adds_nothing(lib: Library, arch: Architecture, add: Any) -> None:
 # --- the dispatch matrix --------------------------------------------------------
 
 #: matrix rows when none are given: baseline to AVX-512, plus this machine
-DEFAULT_CPUS = ("x86_64", "nehalem", "haswell", "skylake_avx512", "zen4", cpu_mod.HOST)
+DEFAULT_CPUS = ("x86_64", "nehalem", "haswell", "skylake_avx512", "zen4", cpu_sources.HOST)
 
 
 @dataclass(frozen=True)
@@ -299,8 +299,8 @@ def cpu_rows(specs: Sequence[str] | None, arch: Architecture) -> list[_Row]:
     rows = []
     for spec in specs or DEFAULT_CPUS:
         name, _, tunables = spec.partition(":")
-        model = cpu_mod.cpu_model(name, arch.arch)
-        is_host = name == cpu_mod.HOST
+        model = cpu_sources.cpu_model(name, arch.arch)
+        is_host = name == cpu_sources.HOST
         if tunables:
             rows.append(_Row(spec, cpu_mod.apply_tunables(model, tunables), tunables, is_host))
             continue

@@ -31,7 +31,7 @@ from hwcapdeb.bench import (
     write_profiles,
 )
 from hwcapdeb.cli import main
-from hwcapdeb.cpu import from_archspec, host_model
+from hwcapdeb.cpu_sources import from_archspec, host_model
 from tests.elfbuild import compile_library, install_variant_tree
 
 LIBDIR = "usr/lib/x86_64-linux-gnu"

@@ -15,16 +15,13 @@ from hypothesis import strategies as st
 
 from hwcapdeb.cpu import (
     apply_tunables,
-    cpu_model,
     feature_table,
     highest_level,
     hwcaps_tunable,
-    load_dump,
-    parse_cpuinfo,
-    parse_diagnostics,
     supported_levels,
     why_not,
 )
+from hwcapdeb.cpu_sources import cpu_model, load_dump, parse_cpuinfo, parse_diagnostics
 from hwcapdeb.errors import InputError, UsageError
 from hwcapdeb.profiles import architecture
 
@@ -208,7 +205,7 @@ def test_named_cpu_matches_what_qemu_shows_the_loader(name: str) -> None:
 
 
 def test_py_cpuinfo_fallback_agrees_with_the_loader() -> None:
-    from hwcapdeb.cpu import host_model_from_py_cpuinfo
+    from hwcapdeb.cpu_sources import host_model_from_py_cpuinfo
 
     fallback = host_model_from_py_cpuinfo()
     assert fallback.source.startswith("py-cpuinfo")

@@ -280,7 +280,7 @@ def test_mutated_manifests(box: Box, src: Path) -> None:
 
 def test_mutated_cpu_dumps(box: Box) -> None:
     """Saved cpuinfo and ld.so diagnostics, cut, bit-flipped, shuffled and with odd values."""
-    from hwcapdeb.cpu import load_dump
+    from hwcapdeb.cpu_sources import load_dump
 
     rng = random.Random(1)
     dumps = sorted((Path(__file__).parent / "data").glob("*.txt"))

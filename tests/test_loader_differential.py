@@ -29,7 +29,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hwcapdeb.cpu import apply_tunables, cpu_model
+from hwcapdeb.cpu import apply_tunables
+from hwcapdeb.cpu_sources import cpu_model
 from hwcapdeb.loader import resolve
 from hwcapdeb.probe import default_program, probe
 from hwcapdeb.profiles import architecture

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hwcapdeb.cpu import cpu_model, highest_level, hwcap_tables, parse_diagnostics
+from hwcapdeb.cpu import highest_level
+from hwcapdeb.cpu_sources import cpu_model, hwcap_tables, parse_diagnostics
 from hwcapdeb.errors import InputError
 from hwcapdeb.loader import resolve
 from hwcapdeb.probe import cross_sysroot, probe

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from hwcapdeb.cpu import cpu_model
+from hwcapdeb.cpu_sources import cpu_model
 from hwcapdeb.loader import REFUSED, resolve
 from hwcapdeb.probe import probe
 from hwcapdeb.profiles import architecture

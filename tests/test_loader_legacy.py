@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hwcapdeb.cpu import apply_tunables, cpu_model, host_model
+from hwcapdeb.cpu import apply_tunables
+from hwcapdeb.cpu_sources import cpu_model, host_model
 from hwcapdeb.glibc_rules import applies, legacy_subdirs, parse_version
 from hwcapdeb.loader import resolve
 from hwcapdeb.probe import probe

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hwcapdeb.cpu import apply_tunables, cpu_model, feature_table, highest_level
+from hwcapdeb.cpu import apply_tunables, feature_table, highest_level
+from hwcapdeb.cpu_sources import cpu_model
 from hwcapdeb.loader import REFUSED, resolve
 from hwcapdeb.probe import probe
 from hwcapdeb.profiles import architecture

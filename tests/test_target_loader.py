@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from hwcapdeb.cli import main
-from hwcapdeb.cpu import apply_tunables, host_model
+from hwcapdeb.cpu import apply_tunables
+from hwcapdeb.cpu_sources import host_model
 from hwcapdeb.loader import resolve
 from hwcapdeb.probe import probe
 from hwcapdeb.profiles import architecture
@@ -403,7 +404,7 @@ def test_output_directory_stands_for_its_changes(target: TargetLoader, new_lib_t
 def test_qemu_cpu_with_the_target_loader(target: TargetLoader, tmp_path: Path) -> None:
     """qemu's Intel Haswell: glibc 2.36 would load a haswell/ copy, the target's newer
     loader (run under qemu) does not, and the model for its release agrees."""
-    from hwcapdeb.cpu import cpu_model
+    from hwcapdeb.cpu_sources import cpu_model
     from tests.elfbuild import compile_library
     install_variant_tree(tmp_path, levels=())
     compile_library(tmp_path / "haswell" / "libhwtest.so.1", variant="x86-64-v3")

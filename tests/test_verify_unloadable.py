@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hwcapdeb.cpu import cpu_model
+from hwcapdeb.cpu_sources import cpu_model
 from hwcapdeb.debfile import PackageTree
 from hwcapdeb.loader import resolve
 from hwcapdeb.probe import probe

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hwcapdeb.cpu import cpu_model
+from hwcapdeb.cpu_sources import cpu_model
 from hwcapdeb.loader import resolve
 from hwcapdeb.probe import probe
 from tests.elfbuild import install_variant_tree

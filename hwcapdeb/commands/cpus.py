@@ -7,15 +7,8 @@ from rich.console import Console
 from rich.table import Table
 
 from hwcapdeb.commands import options
-from hwcapdeb.cpu import (
-    HOST,
-    REPRESENTATIVE_CPUS,
-    CpuModel,
-    cpu_model,
-    highest_level,
-    hwcap_tables,
-    why_not,
-)
+from hwcapdeb.cpu import CpuModel, highest_level, why_not
+from hwcapdeb.cpu_sources import HOST, REPRESENTATIVE_CPUS, cpu_model, hwcap_tables
 from hwcapdeb.glibc_rules import host_arch
 from hwcapdeb.output import emit_json
 from hwcapdeb.profiles import architecture

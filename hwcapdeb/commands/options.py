@@ -16,7 +16,7 @@ import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: what a --cpu value may be (hwcapdeb.cpu.cpu_model reads it)
+#: what a --cpu value may be (hwcapdeb.cpu_sources.cpu_model reads it)
 CPU_SPEC = ("'host', an archspec name (haswell, zen4, x86_64_v2...) or a saved "
             "/proc/cpuinfo or 'ld.so --list-diagnostics' file")
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import click
 
 from hwcapdeb.commands import options
-from hwcapdeb.cpu import HOST, apply_tunables, cpu_model, hwcaps_tunable
+from hwcapdeb.cpu import apply_tunables, hwcaps_tunable
+from hwcapdeb.cpu_sources import HOST, cpu_model
 from hwcapdeb.errors import MissingToolError, UsageError
 from hwcapdeb.glibc_rules import host_arch
 from hwcapdeb.loader import Resolution, glibc_release, resolve
