@@ -41,10 +41,10 @@ from typing import Any
 from hwcapdeb.cpu import CpuModel, supported_levels, why_not
 from hwcapdeb.cpu_sources import host_model
 from hwcapdeb.debfile import PackageTree, open_inputs
+from hwcapdeb.dl_hwcaps import HWCAPS_DIR
 from hwcapdeb.elf import is_elf, read_elf
 from hwcapdeb.errors import ExternalCommandError, InputError, UsageError
 from hwcapdeb.glibc_rules import loader_env, require_host_arch
-from hwcapdeb.loader import HWCAPS_DIR
 from hwcapdeb.profiles import BASELINE, Architecture, Profile, architecture
 from hwcapdeb.target_loader import TargetLoader
 from hwcapdeb.tools import find_tool

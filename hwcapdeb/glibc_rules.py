@@ -196,6 +196,16 @@ def parse_version(text: str, what: str = "--glibc") -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
+def glibc_release(text: str) -> str:
+    """A ``--glibc`` value as a release ``2.N`` (Debian's ``2.36-9+deb12u4`` is read as
+    2.36); anything else is a UsageError rather than a silently empty set of names."""
+    m = re.fullmatch(r"\s*(\d+)\.(\d+)(?:[.~+-][0-9A-Za-z.~+-]*)?\s*", text)
+    if not m or m.group(1) != "2":
+        raise UsageError(f"'{text}' is not a glibc release",
+                         hint="give one like 2.36 (glibc 2.33 or later has glibc-hwcaps)")
+    return f"2.{int(m.group(2))}"
+
+
 @functools.cache
 def _data() -> dict[str, Any]:
     return _load_json(_data_root() / "glibc.json", "glibc.schema.json")

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from hwcapdeb import cpu as cpu_mod
-from hwcapdeb import cpu_sources, loader, probe
+from hwcapdeb import cpu_sources, dl_hwcaps, dl_search, glibc_rules, loader, probe
 from hwcapdeb.debfile import PackageTree, open_inputs
 from hwcapdeb.elf_code import (
     debug_file_for,
@@ -369,7 +369,7 @@ def dispatch_matrix(
                 if agrees is False:
                     note = "; ".join(
                         f"{_relative(Path(step.path).resolve(), trees)}: {step.reason}"
-                        for step in res.trace if step.verdict == loader.NOTE) or None
+                        for step in res.trace if step.verdict == dl_search.NOTE) or None
                 package = build.package if build else lib.package
                 level = res.level.name if res.level else (
                     f"legacy {res.legacy_dir}/" if res.legacy_dir else None)
@@ -380,13 +380,13 @@ def dispatch_matrix(
 
 
 def _refused(
-    res: loader.Resolution, merged: Path, by_path: dict[Path, LibraryFile],
+    res: dl_search.Resolution, merged: Path, by_path: dict[Path, LibraryFile],
     trees: Sequence[PackageTree], baseline: LibraryFile | None,
 ) -> str | None:
     """The path (inside its package) of the file the model refused, fatally.  A
     dependency the baseline needs too is not the package's fault: it is not installed
     on this machine (the cell says so); one only the variant needs is."""
-    if res.path is not None or not res.trace or res.trace[-1].verdict != loader.REFUSED:
+    if res.path is not None or not res.trace or res.trace[-1].verdict != glibc_rules.REFUSED:
         return None
     needed = re.search(r"its DT_NEEDED (\S+) cannot be loaded", res.trace[-1].reason)
     if needed and (baseline is None or needed.group(1) in baseline.facts.needed):
@@ -411,7 +411,7 @@ def _merged_view(trees: Sequence[PackageTree], libraries: Sequence[Library], des
     unpacked originals.  The first package to ship a path wins (dpkg would refuse
     the second: ``duplicate-variant``).
     """
-    searched = {"glibc-hwcaps", *loader.LEGACY_HWCAPS_DIRS}
+    searched = {"glibc-hwcaps", *dl_hwcaps.LEGACY_HWCAPS_DIRS}
     for rel in sorted({lib.libdir for lib in libraries}):
         for tree in trees:
             if tree.is_debug:
@@ -461,7 +461,7 @@ _NEWER_GLIBC = re.compile(r"version `GLIBC_([0-9.]+)' not found")
 
 
 def _ask_real_loader(
-    soname: str, search: Sequence[Path], tunables: str | None, res: loader.Resolution,
+    soname: str, search: Sequence[Path], tunables: str | None, res: dl_search.Resolution,
     trees: Sequence[PackageTree], target: TargetLoader | None = None,
 ) -> tuple[str | None, bool | None]:
     try:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from hwcapdeb.cpu_sources import cpu_model
-from hwcapdeb.loader import ld_so_conf_dirs, resolve
+from hwcapdeb.dl_cache import ld_so_conf_dirs
+from hwcapdeb.loader import resolve
 from hwcapdeb.probe import probe
 from hwcapdeb.profiles import architecture
 from tests.elfbuild import install_variant_tree

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from hwcapdeb.cpu_sources import cpu_model
-from hwcapdeb.loader import REFUSED, resolve
+from hwcapdeb.glibc_rules import REFUSED
+from hwcapdeb.loader import resolve
 from hwcapdeb.probe import probe
 from hwcapdeb.profiles import architecture
 from tests.elfbuild import compile_library

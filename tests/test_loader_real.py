@@ -13,7 +13,8 @@ import pytest
 
 from hwcapdeb.cpu import apply_tunables, feature_table, highest_level
 from hwcapdeb.cpu_sources import cpu_model
-from hwcapdeb.loader import REFUSED, resolve
+from hwcapdeb.glibc_rules import REFUSED
+from hwcapdeb.loader import resolve
 from hwcapdeb.probe import probe
 from hwcapdeb.profiles import architecture
 from tests.elfbuild import compile_library, install_variant_tree

@@ -15,9 +15,10 @@ import click
 from hwcapdeb.commands import options
 from hwcapdeb.cpu import apply_tunables, hwcaps_tunable
 from hwcapdeb.cpu_sources import HOST, cpu_model
+from hwcapdeb.dl_search import Resolution
 from hwcapdeb.errors import MissingToolError, UsageError
-from hwcapdeb.glibc_rules import host_arch
-from hwcapdeb.loader import Resolution, glibc_release, resolve
+from hwcapdeb.glibc_rules import glibc_release, host_arch
+from hwcapdeb.loader import resolve
 from hwcapdeb.output import emit_json
 from hwcapdeb.probe import ProbeResult, cross_sysroot, default_program, probe
 from hwcapdeb.profiles import architecture
