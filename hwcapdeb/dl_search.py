@@ -95,8 +95,8 @@ class Resolution:
             "soname": self.soname,
             "path": str(self.path) if self.path else None,
             "level": self.level.name if self.level else None,
-            "error": self.error,
             "legacy_dir": self.legacy_dir,
+            "error": self.error,
             "trace": [step.to_json() for step in self.trace],
         }
 

@@ -139,12 +139,7 @@ def command(
     ctx = click.get_current_context()
     if as_json:
         emit_json({
-            "soname": soname,
-            "path": str(res.path) if res.path else None,
-            "level": res.level.name if res.level else None,
-            "legacy_dir": res.legacy_dir,
-            "error": res.error,
-            "trace": [s.to_json() for s in res.trace],
+            **res.to_json(),
             "cpu": cpu.to_json(),
             "real_loader": None if real is None else {
                 "path": str(real.path) if real.path else None,
