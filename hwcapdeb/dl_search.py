@@ -56,7 +56,8 @@ from hwcapdeb.glibc_rules import (
 )
 from hwcapdeb.profiles import Level, architecture
 
-# verdicts of a TraceStep
+# verdicts of a TraceStep; the verdicts of glibc's file checks, SKIPPED (the search goes
+# on) and REFUSED (fatal), live with those checks in glibc_rules
 LOADED = "loaded"
 ABSENT = "absent"
 NOT_SEARCHED = "not-searched"
