@@ -162,7 +162,8 @@ class LibraryCollector:
         link = libdir / soname
         if link.exists():
             target = link.resolve()
-            if target.is_file() and is_elf(target):
+            # a link out of the package (absolute, or ../ too far) is not this package's build
+            if target.is_relative_to(tree.root) and target.is_file() and is_elf(target):
                 build = self._build(tree, self.arch.baseline, target)
                 if build is not None:
                     build.soname_path = link

@@ -315,6 +315,26 @@ def test_variant_without_soname_link_is_not_a_variant(tmp_path: Path) -> None:
         run_bench([root], ["/bin/true"], FAST)
 
 
+def test_split_layout_baseline_from_its_own_package(tmp_path: Path) -> None:
+    """build --layout split: each level is its own package, the baseline another one's."""
+    base, v3 = tmp_path / "libhwtest1", tmp_path / "libhwtest1-x86-64-v3"
+    install_variant_tree(base / LIBDIR, levels=())
+    install_variant_tree(v3 / LIBDIR, levels=("x86-64-v3",))
+    for name in os.listdir(v3 / LIBDIR):  # the level's package ships only glibc-hwcaps/
+        if name != "glibc-hwcaps":
+            (v3 / LIBDIR / name).unlink()
+    prog = _program(base / "usr/bin/hwprog", base / LIBDIR)
+    options = BenchOptions(rounds=2, metric="cpu", resamples=100)
+    report = run_bench([base, v3], [str(prog), "10"], options)
+    by_level = {v.level: v for v in report.variants}
+    assert list(by_level) == ["baseline", "x86-64-v3"]
+    assert by_level["baseline"].loaded["libhwtest.so.1"] == str(base.resolve() / LIBDIR
+                                                                 / "libhwtest.so.1")
+    assert by_level["x86-64-v3"].status == MEASURED, by_level["x86-64-v3"].reason
+    assert by_level["x86-64-v3"].loaded["libhwtest.so.1"].startswith(str(v3.resolve()))
+    assert report.notes == []
+
+
 def test_convert_drop_applies_the_verdict(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

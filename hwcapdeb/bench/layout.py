@@ -28,12 +28,15 @@ class Layout:
     libdirs: list[Path]  # --library-path entries, in order
     ignored: list[str] = field(default_factory=list)  # why some directories were not used
 
+    @property
+    def offered(self) -> list[Library]:
+        """The libraries with at least one variant the loader can open (by its SONAME)."""
+        return [lib for lib in self.libraries if any(v.soname_path for v in lib.variants.values())]
+
     def _paths(self, level: str) -> dict[str, Path]:
         """SONAME -> ``DIR/glibc-hwcaps/LEVEL/SONAME`` (``DIR/SONAME`` for the baseline)."""
         found: dict[str, Path] = {}
-        for lib in self.libraries:
-            if not any(v.soname_path for v in lib.variants.values()):
-                continue  # no variant the loader can open: nothing of it to prove
+        for lib in self.offered:
             build = lib.baseline if level == BASELINE else lib.variants.get(level)
             if build is not None and build.soname_path is not None:
                 found.setdefault(lib.soname, build.soname_path)

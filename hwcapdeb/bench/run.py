@@ -125,7 +125,7 @@ class _Bench:
             raise UsageError(
                 f"COMMAND loads no library of the package (it loaded {names})",
                 hint="benchmark a program that links "
-                + ", ".join(sorted(expected)) + " dynamically",
+                + ", ".join(sorted({lib.soname for lib in self.layout.offered})) + " dynamically",
             )
         return run
 
