@@ -61,6 +61,8 @@ def _measurable(level: str, cpu: CpuModel, arch: Architecture) -> str | None:
 
 
 class _Bench:
+    """One benchmark's fixed parts (layout, COMMAND, loader, scratch) and its runs."""
+
     def __init__(self, layout: Layout, program: Program, loader: str, options: BenchOptions,
                  scratch: Path, progress: Callable[[str], None] | None) -> None:
         self.layout = layout
