@@ -37,7 +37,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from hwcapdeb.bench import BenchOptions, BenchReport, run_bench  # noqa: E402
+from hwcapdeb.bench.result import BenchOptions, BenchReport  # noqa: E402
+from hwcapdeb.bench.run import run_bench  # noqa: E402
 from hwcapdeb.errors import HwcapdebError  # noqa: E402
 
 PROFILES = "x86-64-v2,x86-64-v3,x86-64-v4"

@@ -34,6 +34,9 @@ class LibraryFile:
     facts: ElfFacts
     size: int
     audit: IsaAudit | None = None
+    #: DIR[/glibc-hwcaps/LEVEL]/SONAME when that entry leads to an ELF file: the path the
+    #: loader opens for this build (None: it never finds the build by its SONAME)
+    soname_path: Path | None = None
 
 
 @dataclass
@@ -129,6 +132,9 @@ class LibraryCollector:
                                      f"{soname} too: the packages conflict")
                         continue  # two real files for one SONAME: the link decides, checked below
                     lib.variants[level.name] = build
+                    entry = sub / soname
+                    if entry.is_file() and is_elf(entry):
+                        build.soname_path = entry
                     self._check_soname_link(tree, sub, build, soname)
 
     def _group_name(self, libdir: Path, file: Path, build: LibraryFile) -> str:
@@ -156,8 +162,12 @@ class LibraryCollector:
         link = libdir / soname
         if link.exists():
             target = link.resolve()
-            if target.is_file() and is_elf(target):
-                return self._build(tree, self.arch.baseline, target)
+            # a link out of the package (absolute, or ../ too far) is not this package's build
+            if target.is_relative_to(tree.root) and target.is_file() and is_elf(target):
+                build = self._build(tree, self.arch.baseline, target)
+                if build is not None:
+                    build.soname_path = link
+                return build
         for file in _real_files(libdir) if libdir.is_dir() else []:
             with contextlib.suppress(HwcapdebError):
                 if read_elf(file, with_exports=False).soname == soname:

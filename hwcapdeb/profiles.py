@@ -437,3 +437,28 @@ def check_profile(profile: Profile, compiler: str = "gcc") -> None:
             f"glibc-hwcaps/{profile.level.name} does not guarantee: CPUs that load it could crash",
             hint='set "allow_extra_features": true in the profile to accept this',
         )
+
+
+def drop_levels(profiles: Sequence[Profile], drop: Sequence[str]) -> list[Profile]:
+    """``profiles`` without those of the levels (or profile names) in ``drop``.
+
+    ``hwcapdeb convert --drop LEVEL`` uses it to act on a bench verdict; each
+    item may be a comma list.  Naming a level no profile builds is a
+    UsageError (a typo would otherwise ship the variant silently), and so is
+    dropping every profile (revert the package instead).
+    """
+    names = [n.strip() for item in drop for n in item.split(",") if n.strip()]
+    known = {p.level.name for p in profiles} | {p.name for p in profiles}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UsageError(
+            f"--drop {unknown[0]}: no profile given builds that level",
+            hint="the profiles build " + ", ".join(p.level.name for p in profiles),
+        )
+    kept = [p for p in profiles if p.level.name not in names and p.name not in names]
+    if not kept:
+        raise UsageError(
+            "--drop leaves no profile to build",
+            hint="no variant pays: keep the package as it is ('hwcapdeb revert' if converted)",
+        )
+    return kept

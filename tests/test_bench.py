@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from hwcapdeb.bench import (
+from hwcapdeb.bench.kept import read_profiles, write_profiles
+from hwcapdeb.bench.ld_debug import loaded_files
+from hwcapdeb.bench.program import Program
+from hwcapdeb.bench.result import (
     CRASHED,
     DROP,
     FAILED,
@@ -24,12 +27,11 @@ from hwcapdeb.bench import (
     MEASURED,
     NOT_MEASURABLE,
     BenchOptions,
-    loaded_files,
-    read_profiles,
-    run_bench,
-    speedup_interval,
-    write_profiles,
+    BenchReport,
+    VariantResult,
 )
+from hwcapdeb.bench.run import run_bench
+from hwcapdeb.bench.stats import sign_interval, speedup_interval
 from hwcapdeb.cli import main
 from hwcapdeb.cpu_sources import from_archspec, host_model
 from tests.elfbuild import compile_library, install_variant_tree
@@ -264,8 +266,6 @@ def test_speedup_interval_and_profiles_roundtrip(tmp_path: Path) -> None:
     same = speedup_interval(base, list(reversed(base)), resamples=200)
     assert same.low <= 1.0 <= same.high
     # few rounds: the bootstrap alone would be overconfident; the sign-test part says so
-    from hwcapdeb.bench import sign_interval
-
     assert sign_interval([1.0, 1.1, 0.9], 0.95) == (0.9, 1.1, 0.75)
     assert sign_interval([float(i) for i in range(1, 11)], 0.95)[:2] == (2.0, 9.0)
     assert speedup_interval(base[:3], twice[:3], resamples=50).coverage < 0.95
@@ -276,8 +276,6 @@ def test_speedup_interval_and_profiles_roundtrip(tmp_path: Path) -> None:
         "  1234:\tcalling init: /a/glibc-hwcaps/x86-64-v3/libhwtest.so.1",
     ])
     assert loaded_files(text) == [Path("/a/glibc-hwcaps/x86-64-v3/libhwtest.so.1")]
-    from hwcapdeb.bench import BenchReport, Program, VariantResult
-
     report = BenchReport(
         ["x"], Program(("x",), Path("/x"), "PATH"), LOADER, "host", FAST,
         [VariantResult("baseline", MEASURED, "baseline", "the reference"),
@@ -315,6 +313,26 @@ def test_variant_without_soname_link_is_not_a_variant(tmp_path: Path) -> None:
 
     with pytest.raises(InputError, match="no glibc-hwcaps variant"):
         run_bench([root], ["/bin/true"], FAST)
+
+
+def test_split_layout_baseline_from_its_own_package(tmp_path: Path) -> None:
+    """build --layout split: each level is its own package, the baseline another one's."""
+    base, v3 = tmp_path / "libhwtest1", tmp_path / "libhwtest1-x86-64-v3"
+    install_variant_tree(base / LIBDIR, levels=())
+    install_variant_tree(v3 / LIBDIR, levels=("x86-64-v3",))
+    for name in os.listdir(v3 / LIBDIR):  # the level's package ships only glibc-hwcaps/
+        if name != "glibc-hwcaps":
+            (v3 / LIBDIR / name).unlink()
+    prog = _program(base / "usr/bin/hwprog", base / LIBDIR)
+    options = BenchOptions(rounds=2, metric="cpu", resamples=100)
+    report = run_bench([base, v3], [str(prog), "10"], options)
+    by_level = {v.level: v for v in report.variants}
+    assert list(by_level) == ["baseline", "x86-64-v3"]
+    assert by_level["baseline"].loaded["libhwtest.so.1"] == str(base.resolve() / LIBDIR
+                                                                 / "libhwtest.so.1")
+    assert by_level["x86-64-v3"].status == MEASURED, by_level["x86-64-v3"].reason
+    assert by_level["x86-64-v3"].loaded["libhwtest.so.1"].startswith(str(v3.resolve()))
+    assert report.notes == []
 
 
 def test_convert_drop_applies_the_verdict(

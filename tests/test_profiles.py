@@ -131,3 +131,16 @@ def test_user_profile_dir_and_bad_files(tmp_path: Path, monkeypatch: pytest.Monk
     bad.write_text(json.dumps({"name": "x"}))
     with pytest.raises(ProfileError, match="required"):
         profiles.load_profile_file(bad)
+
+
+def test_drop_levels_by_level_or_profile_name() -> None:
+    """convert --drop: what bench dropped leaves the build; typos and dropping all are refused."""
+    chosen = profiles.ProfileRegistry().resolve_many(["x86-64-v2,x86-64-v3,x86-64-v4"])
+    kept = profiles.drop_levels(chosen, ["x86-64-v2, x86-64-v4"])
+    assert [p.level.name for p in kept] == ["x86-64-v3"]
+    assert [p.level.name for p in profiles.drop_levels(chosen, ["x86-64-v3"])] == \
+        ["x86-64-v2", "x86-64-v4"]
+    with pytest.raises(UsageError, match="no profile given builds that level"):
+        profiles.drop_levels(chosen, ["x86-64-v9"])
+    with pytest.raises(UsageError, match="leaves no profile to build"):
+        profiles.drop_levels(chosen, ["x86-64-v2", "x86-64-v3,x86-64-v4"])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hwcapdeb.bench_results import bench_setting
+from hwcapdeb.bench.after_build import bench_setting
 from hwcapdeb.cli import main
 from hwcapdeb.errors import InputError
 from hwcapdeb.report import collect, markdown

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import click
 
-from hwcapdeb.bench import (
+from hwcapdeb.bench.kept import write_profiles
+from hwcapdeb.bench.result import (
     BENCH_JSON_VERSION,
     INTERVAL_METHOD,
     BenchOptions,
     BenchReport,
     VariantResult,
-    run_bench,
-    write_profiles,
 )
+from hwcapdeb.bench.run import run_bench
 from hwcapdeb.commands import options
 from hwcapdeb.glibc_rules import require_host_arch
 from hwcapdeb.output import emit_json

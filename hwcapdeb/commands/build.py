@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import Progress as RichProgress
 from rich.progress import SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from hwcapdeb.bench_results import bench_setting, write_results
+from hwcapdeb.bench.after_build import bench_setting, write_results
 from hwcapdeb.builders import available_builders
 from hwcapdeb.builders.dpkg import BuildFailed, host_arch
 from hwcapdeb.buildjob import VARIANT_TESTS, BuildJob, BuildOutcome, parse_progress, run_job

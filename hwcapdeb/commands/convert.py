@@ -51,7 +51,7 @@ def command(
     """
     resolved = ProfileRegistry().resolve_many(list(profile_names))
     if drop:
-        from hwcapdeb.bench import drop_levels  # the bench verdict, applied
+        from hwcapdeb.profiles import drop_levels  # the bench verdict, applied
 
         resolved = drop_levels(resolved, drop)
     options = ConvertOptions(

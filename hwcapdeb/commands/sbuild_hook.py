@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hwcapdeb.bench_results import write_results
+from hwcapdeb.bench.after_build import write_results
 from hwcapdeb.commands import options
 from hwcapdeb.sbuild.hooks import CampaignOptions, prepare
 

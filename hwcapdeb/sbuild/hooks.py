@@ -255,7 +255,7 @@ class CampaignOptions:
 
 #: fields a package-options stanza may have (anything else is a typo to report)
 PACKAGE_OPTION_FIELDS = ("Source", "Layout", "Variant-Make-Vars", "Variant-Env", "Comment",
-                         "Bench-Command", "Bench-Options")  # Bench-*: hwcapdeb.bench_results
+                         "Bench-Command", "Bench-Options")  # Bench-*: hwcapdeb.bench.after_build
 
 
 def package_stanza(path: Path, source: str) -> Deb822 | None:
