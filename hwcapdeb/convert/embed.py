@@ -80,26 +80,7 @@ def plan_files(
         layout=options.layout,
         split=split,
     )
-    files: Files = {
-        "debian/rules": FileState(render("rules.j2", context), 0o755),
-        f"{STATE_DIR}/README": FileState(render("README.j2", context), 0o644),
-        # the configuration dh-hwcaps reads (debian/hwcaps in addon mode)
-        f"{STATE_DIR}/hwcaps": FileState(
-            addon_config.config_text(
-                arch=arch.arch,
-                profiles=profiles,
-                packages=[p.name for p in source.variant_packages(arch.arch)],
-                layout=options.layout,
-                split_packages=[lib.name for lib in libraries] if split else [],
-                variant_env=options.variant_env,
-                make_vars=options.variant_make_vars,
-                control_sha256=None,
-            ).encode(),
-            0o644,
-        ),
-    }
-    for static, rel in EMBEDDED.items():
-        files[rel] = FileState(addon_config.static_file(static), 0o644)
+    files = _generated_files(context, options, source, profiles, libraries)
     if originals.addon_control is not None:
         # leaving addon mode: its two edits undone
         files.setdefault("debian/control", originals.state("debian/control"))
@@ -108,17 +89,9 @@ def plan_files(
         files.update(_split_files(originals, context))
     date = author = None
     if options.version_suffix:
-        changelog = originals.content("debian/changelog")
-        # converting again keeps the entry's date and author: same options, same bytes
-        previous = originals.manifest
-        if previous is not None and previous.version_suffix == options.version_suffix:
-            date, author = previous.changelog_date, previous.changelog_author
-        date = date or email.utils.formatdate(time.time())
-        author = author or changelog_author(changelog.data.decode())
-        text = changelog_entry(
-            changelog.data.decode(), options.version_suffix, levels, date, author
+        files["debian/changelog"], date, author = _changelog(
+            originals, options.version_suffix, levels
         )
-        files["debian/changelog"] = FileState(text.encode(), changelog.mode)
 
     entries = _keep_originals(files, originals)
     for rel, state in files.items():
@@ -142,6 +115,53 @@ def plan_files(
     )
     files[MANIFEST] = FileState(manifest.to_json().encode(), 0o644)
     return files
+
+
+def _generated_files(
+    context: TemplateContext,
+    options: ConvertOptions,
+    source: SourcePackage,
+    profiles: Sequence[Profile],
+    libraries: Sequence[BinaryPackage],
+) -> Files:
+    """The files under STATE_DIR (but the stored originals) and debian/rules."""
+    files: Files = {
+        "debian/rules": FileState(render("rules.j2", context), 0o755),
+        f"{STATE_DIR}/README": FileState(render("README.j2", context), 0o644),
+        # the configuration dh-hwcaps reads (debian/hwcaps in addon mode)
+        f"{STATE_DIR}/hwcaps": FileState(
+            addon_config.config_text(
+                arch=context.arch,
+                profiles=profiles,
+                packages=[p.name for p in source.variant_packages(context.arch)],
+                layout=options.layout,
+                split_packages=[lib.name for lib in libraries] if context.split else [],
+                variant_env=options.variant_env,
+                make_vars=options.variant_make_vars,
+                control_sha256=None,
+            ).encode(),
+            0o644,
+        ),
+    }
+    for static, rel in EMBEDDED.items():
+        files[rel] = FileState(addon_config.static_file(static), 0o644)
+    return files
+
+
+def _changelog(
+    originals: Originals, suffix: str, levels: Sequence[str]
+) -> tuple[FileState, str, str]:
+    """debian/changelog with the new entry, the entry's date and its author."""
+    changelog = originals.content("debian/changelog")
+    # converting again keeps the entry's date and author: same options, same bytes
+    date = author = None
+    previous = originals.manifest
+    if previous is not None and previous.version_suffix == suffix:
+        date, author = previous.changelog_date, previous.changelog_author
+    date = date or email.utils.formatdate(time.time())
+    author = author or changelog_author(changelog.data.decode())
+    text = changelog_entry(changelog.data.decode(), suffix, levels, date, author)
+    return FileState(text.encode(), changelog.mode), date, author
 
 
 def _split_packages(

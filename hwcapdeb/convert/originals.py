@@ -34,8 +34,7 @@ class Originals:
         """For a tree converted in addon mode: debian/control before conversion."""
         config = on_disk(self.root / addon_config.CONFIG)
         control = on_disk(self.root / "debian/control")
-        if config is None or config.link is not None or control is None \
-                or control.link is not None:
+        if config is None or control is None or config.link is not None or control.link is not None:
             return None
         recorded = addon_config.recorded_control_sha256(config.data)
         if recorded is None:

@@ -277,7 +277,7 @@ def package_stanza(path: Path, source: str) -> Deb822 | None:
 def convert_tree(
     tree: Path, profiles: Sequence[Profile], options: CampaignOptions | None = None
 ) -> None:
-    # Imported late (the hook's other steps need no templates); the call `hwcapdeb build` makes.
+    # Imported late: the other hook steps do not convert.  The call `hwcapdeb build` makes.
     from hwcapdeb.convert.conversion import convert
     from hwcapdeb.convert.options import ConvertOptions
 
