@@ -2,7 +2,7 @@
 
 The user's tree is never touched: a source directory is copied (VCS metadata
 left out) and a .dsc is unpacked with dpkg-source into a scratch directory;
-the copy is converted (:mod:`hwcapdeb.convert`) and built by a
+the copy is converted (:mod:`hwcapdeb.convert.conversion`) and built by a
 :class:`~hwcapdeb.builders.Builder`.  The build log and the per-variant logs the
 generated rules write land in the output directory whatever the outcome.
 
@@ -30,7 +30,8 @@ from debian.deb822 import Dsc
 
 from hwcapdeb.builders import BuildRequest, BuildResult, get_builder
 from hwcapdeb.builders.dpkg import BuildFailed, UnmetBuildDependencies, source_identity
-from hwcapdeb.convert import ConvertOptions, convert
+from hwcapdeb.convert.conversion import convert
+from hwcapdeb.convert.options import ConvertOptions
 from hwcapdeb.errors import InputError, UsageError
 from hwcapdeb.profiles import Profile
 from hwcapdeb.tools import run

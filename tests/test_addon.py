@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from hwcapdeb import addon
 from hwcapdeb.cli import main
+from hwcapdeb.convert import addon_config
 from tests.test_convert import EXAMPLE, snapshot
 
 STATIC = Path(__file__).resolve().parent.parent / "dh-hwcaps"
@@ -62,7 +62,7 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 
 def test_architectures_data_matches_the_profiles() -> None:
     """dh-hwcaps/architectures is generated from profiles/arch: in sync."""
-    assert (STATIC / "architectures").read_text() == addon.architectures_text()
+    assert (STATIC / "architectures").read_text() == addon_config.architectures_text()
 
 
 def test_shell_files_are_shellcheck_clean() -> None:
@@ -479,10 +479,11 @@ def test_control_edit_is_exactly_reversible() -> None:
         "Source: a\nbuild-depends:\n debhelper-compat (= 13),\n zlib1g-dev\n\nPackage: a\n",
         "# comment\n\nSource: a\nBuild-Depends: x\nBuild-Depends-Indep: y\n",
     ):
-        added = addon.add_build_dependency(text)
-        assert addon.has_build_dependency(added) and not addon.has_build_dependency(text)
-        assert addon.remove_build_dependency(added) == text
-        assert addon.add_build_dependency(added) == added
+        added = addon_config.add_build_dependency(text)
+        assert addon_config.has_build_dependency(added)
+        assert not addon_config.has_build_dependency(text)
+        assert addon_config.remove_build_dependency(added) == text
+        assert addon_config.add_build_dependency(added) == added
 
 
 # --- the sbuild campaign ----------------------------------------------------

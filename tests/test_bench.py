@@ -339,15 +339,15 @@ def test_convert_drop_applies_the_verdict(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`hwcapdeb convert --drop LEVEL`: the dropped level is not in the converted package."""
-    from hwcapdeb.convert import load_manifest
+    from hwcapdeb.convert import manifest
 
     src = tmp_path / "vecmath"
     shutil.copytree(Path(__file__).resolve().parent.parent / "examples" / "vecmath", src)
     all_levels = "x86-64-v2,x86-64-v3,x86-64-v4"
     argv = ["convert", str(src), "--profile", all_levels, "--drop", "x86-64-v2", "--mode", "embed"]
     assert main(argv) == 0
-    manifest = load_manifest(src)
-    assert manifest is not None and manifest["profiles"] == ["x86-64-v3", "x86-64-v4"]
+    loaded = manifest.load(src)
+    assert loaded is not None and loaded.profiles == ("x86-64-v3", "x86-64-v4")
     capsys.readouterr()
     assert main(["convert", str(src), "--profile", "x86-64-v3", "--drop", "x86-64-v9"]) == 2
     assert main(["convert", str(src), "--profile", "x86-64-v3", "--drop", "x86-64-v3"]) == 2

@@ -245,7 +245,9 @@ def test_mutated_manifests(box: Box, src: Path) -> None:
     paths pointed outside: convert and revert answer HwcapdebError or work, nothing else."""
     import copy
 
-    from hwcapdeb import convert as conv
+    from hwcapdeb.convert.conversion import plan_conversion
+    from hwcapdeb.convert.options import ConvertOptions
+    from hwcapdeb.convert.revert import plan_revert
     from hwcapdeb.profiles import ProfileRegistry
 
     check(
@@ -256,7 +258,7 @@ def test_mutated_manifests(box: Box, src: Path) -> None:
     )
     manifest = src / "debian/hwcapdeb/manifest.json"
     original = json.loads(manifest.read_text())
-    options = conv.ConvertOptions(
+    options = ConvertOptions(
         profiles=tuple(ProfileRegistry().resolve_many(["x86-64-v3"])), version_suffix="+hw1"
     )
     rng = random.Random(3)
@@ -273,7 +275,7 @@ def test_mutated_manifests(box: Box, src: Path) -> None:
                 else:
                     node[path[-1]] = rng.choice(_VALUES)  # type: ignore[index]
         manifest.write_text(json.dumps(doc))
-        for plan in (lambda: conv.plan_conversion(src, options), lambda: conv.plan_revert(src)):
+        for plan in (lambda: plan_conversion(src, options), lambda: plan_revert(src)):
             with contextlib.suppress(HwcapdebError):
                 plan().diff()
 

@@ -207,7 +207,8 @@ def test_xxhash_from_apt_get_source_with_hwcapdeb_build(
 def test_a_broken_multi_build_fails_the_sbuild_run_through_the_hook(
     sbuild_ready: None, fast_chroots: None, tmp_path: Path
 ) -> None:
-    from hwcapdeb.convert import ConvertOptions, convert
+    from hwcapdeb.convert.conversion import convert
+    from hwcapdeb.convert.options import ConvertOptions
     from hwcapdeb.profiles import ProfileRegistry
 
     tree = tmp_path / "vecmath-1.0.0"

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from hwcapdeb.commands import options
-from hwcapdeb.convert import ConvertOptions, check_options, convert
+from hwcapdeb.convert.conversion import convert
+from hwcapdeb.convert.options import ConvertOptions, check_options
 from hwcapdeb.glibc_rules import host_arch
 from hwcapdeb.profiles import ProfileRegistry, check_profile
 

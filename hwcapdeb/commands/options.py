@@ -42,7 +42,7 @@ def profile_option(*, required: bool = True, prefix: str = "") -> Callable[[F], 
 
 def layout_option(*, prefix: str = "") -> Callable[[F], F]:
     """--layout inline|split -> ``layout``."""
-    from hwcapdeb.convert import LAYOUTS
+    from hwcapdeb.convert.options import LAYOUTS
 
     return click.option(
         "--layout", type=click.Choice(LAYOUTS), default="inline", show_default=True,
@@ -53,7 +53,7 @@ def layout_option(*, prefix: str = "") -> Callable[[F], F]:
 
 def mode_option(*, default: str | None = "embed", prefix: str = "") -> Callable[[F], F]:
     """--mode addon|embed -> ``mode`` (None: convert chooses from debian/rules)."""
-    from hwcapdeb.convert import MODES
+    from hwcapdeb.convert.options import MODES
 
     return click.option(
         "--mode", type=click.Choice(MODES), default=default, show_default=default is not None,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hwcapdeb.convert import revert
+from hwcapdeb.convert.revert import revert
 
 
 @click.command("revert")

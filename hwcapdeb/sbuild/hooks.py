@@ -27,7 +27,6 @@ apply step with apt-get (sbuild installed the .dsc's before it).
 from __future__ import annotations
 
 import filecmp
-import importlib
 import io
 import os
 import shlex
@@ -278,12 +277,14 @@ def package_stanza(path: Path, source: str) -> Deb822 | None:
 def convert_tree(
     tree: Path, profiles: Sequence[Profile], options: CampaignOptions | None = None
 ) -> None:
-    # Imported late: the convert area's module; the same call `hwcapdeb build` makes.
-    convert = importlib.import_module("hwcapdeb.convert")
+    # Imported late: the other hook steps do not convert.  The call `hwcapdeb build` makes.
+    from hwcapdeb.convert.conversion import convert
+    from hwcapdeb.convert.options import ConvertOptions
+
     opts = options or CampaignOptions()
-    convert.convert(
+    convert(
         tree,
-        convert.ConvertOptions(
+        ConvertOptions(
             profiles=tuple(profiles),
             layout=opts.layout,
             variant_make_vars=opts.variant_make_vars,

@@ -17,7 +17,6 @@ original ``debian/control``, and the Build-Depends edit puts
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Sequence
 from importlib import resources
@@ -119,10 +118,6 @@ def config_text(
 def recorded_control_sha256(config: bytes) -> str | None:
     match = _HEADER.search(config.decode("utf-8", errors="replace"))
     return match.group(1) if match else None
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 _BUILD_DEPENDS = re.compile(r"^(Build-Depends:)", re.I)

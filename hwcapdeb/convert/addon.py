@@ -6,17 +6,19 @@ sequencer (``dh $@``) for the build and binary targets, and a debhelper compat
 level the addon serves; anything else is refused with a pointer to
 ``--mode embed``.  A tree converted in embed mode before is put back to its
 originals on the way (switching modes), and the other way round
-(:mod:`hwcapdeb.convert` reads an addon-converted tree as its original).
+(:mod:`hwcapdeb.convert.originals` reads an addon-converted tree as its original).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
-from hwcapdeb import addon
+from hwcapdeb.convert import addon_config
+from hwcapdeb.convert.manifest import MANIFEST
+from hwcapdeb.convert.options import ConvertOptions
+from hwcapdeb.convert.originals import Originals
+from hwcapdeb.convert.plan import FileState, on_disk
 from hwcapdeb.errors import SourcePackageError
 from hwcapdeb.profiles import Profile
 from hwcapdeb.source import BinaryPackage, SourcePackage
@@ -35,10 +37,10 @@ def refusal(source: SourcePackage, layout: str, version_suffix: str | None) -> s
     """Why the addon cannot serve this package (None: it can)."""
     if not source.uses_dh_sequencer:
         return "debian/rules does not run dh's sequencer ('dh $@'), which the dh-hwcaps addon needs"
-    if source.compat is None or source.compat < addon.MIN_COMPAT:
+    if source.compat is None or source.compat < addon_config.MIN_COMPAT:
         return (
             f"debhelper compat level {source.compat or 'unknown'}: the dh-hwcaps addon "
-            f"needs compat {addon.MIN_COMPAT} or later"
+            f"needs compat {addon_config.MIN_COMPAT} or later"
         )
     for match in _OWN_BUILD_TARGET.finditer(source.rules_text + "\n"):
         if not _RUNS_DH.search(match.group("recipe")):
@@ -51,29 +53,27 @@ def refusal(source: SourcePackage, layout: str, version_suffix: str | None) -> s
 
 
 def plan_files(
-    root: Path,
-    options: Any,
+    originals: Originals,
+    options: ConvertOptions,
     source: SourcePackage,
     profiles: Sequence[Profile],
     arch_name: str,
     libraries: Sequence[BinaryPackage],
-) -> dict[str, Any]:
-    """path -> FileState | None of the addon-mode tree (raises if it cannot be done)."""
-    from hwcapdeb import convert  # the generic plan machinery
-
+) -> dict[str, FileState | None]:
+    """path -> final state of the addon-mode tree (raises if it cannot be done)."""
     why = refusal(source, options.layout, options.version_suffix)
     if why:
         raise SourcePackageError(why, hint="convert with --mode embed")
-    manifest = convert.load_manifest(root)
-    own = convert._state(root / addon.CONFIG)
-    if own is not None and convert._addon_original_control(root) is None and manifest is None:
+    manifest = originals.manifest
+    own = on_disk(originals.root / addon_config.CONFIG)
+    if own is not None and originals.addon_control is None and manifest is None:
         raise SourcePackageError(
-            f"{addon.CONFIG} exists and was not written by hwcapdeb",
+            f"{addon_config.CONFIG} exists and was not written by hwcapdeb",
             hint="move it away, or build with it as it is (Build-Depends: dh-sequence-hwcaps)",
         )
-    control = convert._original_content(root, manifest, "debian/control")
-    new_control = addon.add_build_dependency(control.data.decode())
-    config = addon.config_text(
+    control = originals.content("debian/control")
+    new_control = addon_config.add_build_dependency(control.data.decode())
+    config = addon_config.config_text(
         arch=arch_name,
         profiles=profiles,
         packages=[p.name for p in source.variant_packages(arch_name)],
@@ -81,16 +81,16 @@ def plan_files(
         split_packages=[lib.name for lib in libraries],
         variant_env=options.variant_env,
         make_vars=options.variant_make_vars,
-        control_sha256=addon.sha256(control.data),
+        control_sha256=control.sha256,
     )
-    files: dict[str, Any] = {
-        "debian/control": convert.FileState(new_control.encode(), control.mode),
-        addon.CONFIG: convert.FileState(config.encode(), 0o644),
+    files: dict[str, FileState | None] = {
+        "debian/control": FileState(new_control.encode(), control.mode),
+        addon_config.CONFIG: FileState(config.encode(), 0o644),
     }
     if manifest is not None:
         # leaving embed mode: every file it owned back to its original
-        for rel in manifest["files"]:
+        for rel in manifest.files:
             if rel not in files:
-                files[rel] = convert._original_state(root, manifest, rel)
-        files[convert.MANIFEST] = None
+                files[rel] = originals.state(rel)
+        files[MANIFEST] = None
     return files
