@@ -34,7 +34,7 @@ from hwcapdeb.convert.conversion import convert
 from hwcapdeb.convert.options import ConvertOptions
 from hwcapdeb.errors import InputError, UsageError
 from hwcapdeb.profiles import Profile
-from hwcapdeb.tools import run
+from hwcapdeb.source import unpack_dsc
 from hwcapdeb.validate import check_package_name, check_version, read_bytes
 
 VARIANT_TESTS = ("auto", "all", "none")
@@ -244,17 +244,7 @@ def scratch_tree(source: Path, work: Path) -> Path:
         return tree
     name, version = read_dsc(source)
     upstream = version.split(":", 1)[-1].rsplit("-", 1)[0]
-    tree = work / f"{name}-{upstream}"
-    result = run(
-        ["dpkg-source", "-x", source.resolve(), tree],
-        cwd=work,
-        check=False,
-        env={**os.environ, "LC_ALL": "C.UTF-8"},
-    )
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise InputError(f"dpkg-source could not unpack {source}: {last}")
-    return tree
+    return unpack_dsc(source, work / f"{name}-{upstream}")
 
 
 def convert_tree(tree: Path, job: BuildJob) -> None:

@@ -10,15 +10,17 @@ so the text can be extended without reformatting what the maintainer wrote.
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from debian._deb822_repro import parse_deb822_file
 from debian.changelog import Changelog, ChangelogParseError
 
-from hwcapdeb.errors import SourcePackageError
+from hwcapdeb.errors import InputError, SourcePackageError
+from hwcapdeb.tools import run
 from hwcapdeb.validate import check_package_name, decode_text, read_bytes
 
 Reader = Callable[[str], bytes | None]
@@ -263,3 +265,18 @@ def read_source(read: Reader, where: str = ".") -> SourcePackage:
         rules_text=rules_text,
         packages=tuple(packages),
     )
+
+
+def unpack_dsc(dsc: Path, tree: Path, options: Sequence[str] = ()) -> Path:
+    """``dpkg-source -x`` of ``dsc`` into ``tree`` (which must not exist yet); its last
+    complaint, in one line, if it cannot."""
+    result = run(
+        ["dpkg-source", *options, "-x", dsc.resolve(), tree],
+        cwd=tree.parent,
+        check=False,
+        env={**os.environ, "LC_ALL": "C.UTF-8"},
+    )
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise InputError(f"dpkg-source could not unpack {dsc}: {last}")
+    return tree

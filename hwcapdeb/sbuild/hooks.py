@@ -44,7 +44,7 @@ from hwcapdeb.builders.dpkg import source_identity
 from hwcapdeb.errors import ExternalCommandError, InputError, UsageError
 from hwcapdeb.profiles import Profile, ProfileRegistry
 from hwcapdeb.sbuild.rc import CHROOT_STATE_DIR
-from hwcapdeb.tools import run
+from hwcapdeb.source import unpack_dsc
 from hwcapdeb.validate import check_package_name, read_bytes, read_text
 
 #: Runs in the chroot as root (sbuild's starting-build-commands): sh, tar,
@@ -210,17 +210,7 @@ def unpack(dsc: Path, dest: Path) -> Path:
     control = Dsc(read_bytes(dsc, what=".dsc").decode("utf-8", errors="replace"))
     # the name becomes a path: Policy 5.6.1 keeps it one component
     source = check_package_name(control.get("Source", ""), field="Source", where=str(dsc))
-    tree = dest / f"{source}-src"
-    result = run(
-        ["dpkg-source", "--no-copy", "--no-check", "-x", dsc, tree],
-        cwd=dest,
-        check=False,
-        env={**os.environ, "LC_ALL": "C.UTF-8"},
-    )
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise InputError(f"dpkg-source could not unpack {dsc}: {last}")
-    return tree
+    return unpack_dsc(dsc, dest / f"{source}-src", ["--no-copy", "--no-check"])
 
 
 @dataclass(frozen=True)
