@@ -38,12 +38,20 @@ def _packages_arch(trees: Sequence[PackageTree]) -> str:
     return found.pop() if found else "amd64"
 
 
+def _debug_file(build: LibraryFile, debug_roots: Sequence[Path]) -> Path | None:
+    try:
+        return debug_file_for(build.facts.build_id, debug_roots)
+    except OSError:
+        # a corrupt build-id note can be too long to name a file: no debug file then
+        return None
+
+
 def _audit(build: LibraryFile, arch: Architecture, debug_roots: Sequence[Path]) -> list[Finding]:
     """Set ``build.audit`` (x86-64 code only: iced-x86 decodes x86); a file the audit
     cannot read is a finding."""
     try:
         if arch.has_isa_marker and build.facts.machine == "EM_X86_64":
-            debug = debug_file_for(build.facts.build_id, debug_roots)
+            debug = _debug_file(build, debug_roots)
             build.audit = audit(build.file, arch_name=arch.arch, debug_file=debug)
     except HwcapdebError as err:
         return [Finding("error", "unreadable-file", build.package, build.relpath, err.message)]
