@@ -4,7 +4,9 @@ A :class:`Library` is one SONAME in one library directory: its baseline
 ``DIR/SONAME`` and its ``DIR/glibc-hwcaps/LEVEL/`` builds, each a
 :class:`LibraryFile` with its ELF facts.  :class:`LibraryCollector` walks the
 unpacked packages (several packages may hold one library's builds) and
-reports, as findings, what the loader would trip over in the layout.
+reports, as findings, what the loader would trip over in the layout (the
+checks at the end of this module); :func:`collect_libraries` does it all in
+one call.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ loader for the host rows of the matrix.
 
 - :mod:`~hwcapdeb.verify.run`: the whole run (:func:`verify_paths`, :func:`verify_trees`);
 - :mod:`~hwcapdeb.verify.checks`: each check, a function over the model of
-  :mod:`hwcapdeb.library` returning :class:`~hwcapdeb.findings.Finding` s;
+  :mod:`hwcapdeb.library` (or the matrix) returning its findings;
 - :mod:`~hwcapdeb.verify.matrix`: the CPU rows, the loader model's and the real
   loader's pick per CPU, and whether it is safe there;
 - :mod:`~hwcapdeb.verify.report`: the :class:`Report` and its JSON.
