@@ -25,6 +25,12 @@ class Finding:
         letter = SEVERITY_LETTER[self.severity]
         return f"{letter}: {self.package}: {self.tag} {self.path} ({self.message})"
 
+    def file_line(self, subject: str | None = None) -> str:
+        """The line for a finding about a whole file (an sbuildrc), which has no path
+        inside a package: ``E: SUBJECT: tag message``, SUBJECT the package by default."""
+        letter = SEVERITY_LETTER[self.severity]
+        return f"{letter}: {subject or self.package}: {self.tag} {self.message}"
+
     def to_json(self) -> dict[str, str]:
         return {
             "severity": self.severity,

@@ -4,7 +4,9 @@ A :class:`Library` is one SONAME in one library directory: its baseline
 ``DIR/SONAME`` and its ``DIR/glibc-hwcaps/LEVEL/`` builds, each a
 :class:`LibraryFile` with its ELF facts.  :class:`LibraryCollector` walks the
 unpacked packages (several packages may hold one library's builds) and
-reports, as findings, what the loader would trip over in the layout.
+reports, as findings, what the loader would trip over in the layout (the
+checks at the end of this module); :func:`collect_libraries` does it all in
+one call.
 """
 
 from __future__ import annotations
@@ -57,7 +59,6 @@ class Library:
         return (self.baseline or next(iter(self.variants.values()))).package
 
 
-
 def _hwcaps_dirs(root: Path) -> Iterator[tuple[Path, Path]]:
     """(library directory, glibc-hwcaps directory) pairs below ``root``."""
     for dirpath, dirs, _files in os.walk(root):
@@ -76,8 +77,9 @@ def _real_files(directory: Path) -> list[Path]:
 
 class LibraryCollector:
     """Finds every library with variants in package trees, and what is wrong with
-    how they are laid out (findings: junk, unknown directories, SONAME links)."""
+    how they are laid out (``findings``: junk, unknown directories, SONAME links).
 
+    :func:`collect_libraries` runs it over a set of packages in one call."""
 
     def __init__(self, arch: Architecture, trees: Sequence[PackageTree] = ()) -> None:
         self.arch = arch
@@ -85,15 +87,12 @@ class LibraryCollector:
         self.findings: list[Finding] = []
         self.libraries: dict[tuple[str, str], Library] = {}
 
-    def add(self, severity: str, tag: str, package: str, path: str, message: str) -> None:
-        self.findings.append(Finding(severity, tag, package, path, message))
-
     def _build(self, tree: PackageTree, level: Level, file: Path) -> LibraryFile | None:
         rel = file.relative_to(tree.root).as_posix()
         try:
             facts = read_elf(file)
         except HwcapdebError as err:
-            self.add("error", "unreadable-file", tree.name, rel, err.message)
+            self.findings.append(Finding("error", "unreadable-file", tree.name, rel, err.message))
             return None
         return LibraryFile(tree.name, level, file, rel, facts, file.stat().st_size)
 
@@ -102,22 +101,12 @@ class LibraryCollector:
         for libdir, hwcaps in _hwcaps_dirs(tree.root):
             rel_libdir = libdir.relative_to(tree.root).as_posix()
             for sub in sorted(p for p in hwcaps.iterdir() if p.is_dir()):
-                rel_sub = sub.relative_to(tree.root).as_posix()
                 level = known.get(sub.name)
                 if level is None:
-                    names = ", ".join(lv.name for lv in self.arch.search_order)
-                    self.add("warning", "unknown-hwcaps-directory", tree.name, rel_sub,
-                             f"glibc on {self.arch.arch} searches only {names}" if names else
-                             f"glibc has no glibc-hwcaps subdirectories on {self.arch.arch}")
+                    self.findings.append(unknown_directory(self.arch, tree, sub))
                     continue
-                for junk in sorted(p for p in sub.iterdir()
-                                   if p.is_file() and not p.is_symlink() and not is_elf(p)):
-                    # named like a library, the loader would try it and fail; else harmless
-                    library_like = ".so" in junk.name
-                    self.add("error" if library_like else "warning", "unreadable-file", tree.name,
-                             junk.relative_to(tree.root).as_posix(),
-                             "not an ELF file: nothing but libraries belongs in glibc-hwcaps")
-                self._check_links(tree, sub)
+                self.findings += junk_files(tree, sub)
+                self.findings += links_to_non_elf(tree, sub)
                 for file in _real_files(sub):
                     build = self._build(tree, level, file)
                     if build is None:
@@ -127,15 +116,16 @@ class LibraryCollector:
                     if level.name in lib.variants:
                         other = lib.variants[level.name]
                         if other.package != tree.name:
-                            self.add("error", "duplicate-variant", tree.name, build.relpath,
-                                     f"{other.package} ships glibc-hwcaps/{level.name} of "
-                                     f"{soname} too: the packages conflict")
+                            self.findings.append(Finding(
+                                "error", "duplicate-variant", tree.name, build.relpath,
+                                f"{other.package} ships glibc-hwcaps/{level.name} of "
+                                f"{soname} too: the packages conflict"))
                         continue  # two real files for one SONAME: the link decides, checked below
                     lib.variants[level.name] = build
                     entry = sub / soname
                     if entry.is_file() and is_elf(entry):
                         build.soname_path = entry
-                    self._check_soname_link(tree, sub, build, soname)
+                    self.findings += soname_link(tree, sub, build, soname)
 
     def _group_name(self, libdir: Path, file: Path, build: LibraryFile) -> str:
         """The SONAME a variant belongs to: its baseline's (same file name), else its own."""
@@ -186,36 +176,77 @@ class LibraryCollector:
                     if lib.baseline:
                         break
 
-    def _check_links(self, tree: PackageTree, sub: Path) -> None:
-        """A link in glibc-hwcaps/LEVEL to a file that is no ELF object: the loader opens
-        it on every CPU of that level and fails (the real file's own checks are below)."""
-        for link in sorted(p for p in sub.iterdir() if p.is_symlink() and p.exists()):
-            target = link.resolve()
-            if target.parent == sub.resolve() and ".so" in target.name:
-                continue  # the junk check below names that file itself, as an error
-            if target.is_file() and not is_elf(target):
-                self.add("error", "unloadable-variant", tree.name,
-                         link.relative_to(tree.root).as_posix(),
-                         f"links to {os.readlink(link)}, which is no ELF object: the loader "
-                         f"picks it on every CPU of {sub.name} and fails (fatal)")
 
-    def _check_soname_link(self, tree: PackageTree, sub: Path, build: LibraryFile,
-                           soname: str) -> None:
-        link = sub / soname
-        rel = build.relpath
-        if not link.exists() and not link.is_symlink():
-            self.add("error", "missing-soname-link", tree.name, rel,
-                     f"glibc-hwcaps/{sub.name} has no {soname}: the loader looks up the "
-                     "SONAME and never uses this variant")
-        elif not link.exists():
-            self.add("error", "missing-soname-link", tree.name, rel,
-                     f"{soname} in glibc-hwcaps/{sub.name} is a dangling link "
-                     f"(-> {os.readlink(link)})")
-        elif link.is_dir():
-            self.add("error", "missing-soname-link", tree.name, rel,
-                     f"{soname} in glibc-hwcaps/{sub.name} is a directory: the loader opens it, "
-                     "cannot read it and fails (fatal)")
-        elif link.resolve().parent != sub.resolve():
-            self.add("error", "missing-soname-link", tree.name, rel,
-                     f"{soname} in glibc-hwcaps/{sub.name} points outside it "
-                     f"(-> {os.readlink(link)}): that is not this variant")
+def collect_libraries(
+    arch: Architecture, trees: Sequence[PackageTree]
+) -> tuple[list[Library], list[Finding]]:
+    """Every library with variants in ``trees`` (debug packages left out), sorted by
+    directory and SONAME, and the layout findings, in the order they were met."""
+    packages = [t for t in trees if not t.is_debug]
+    collector = LibraryCollector(arch, packages)
+    for tree in packages:
+        collector.collect(tree)
+    collector.adopt_baselines(packages)
+    libraries = sorted(collector.libraries.values(), key=lambda lib: (lib.libdir, lib.soname))
+    return libraries, collector.findings
+
+
+# --- the layout checks: what the loader would trip over in one level directory ---
+
+
+def _rel(tree: PackageTree, path: Path) -> str:
+    return path.relative_to(tree.root).as_posix()
+
+
+def unknown_directory(arch: Architecture, tree: PackageTree, sub: Path) -> Finding:
+    """A glibc-hwcaps subdirectory glibc never searches on ``arch``."""
+    names = ", ".join(lv.name for lv in arch.search_order)
+    return Finding("warning", "unknown-hwcaps-directory", tree.name, _rel(tree, sub),
+                   f"glibc on {arch.arch} searches only {names}" if names else
+                   f"glibc has no glibc-hwcaps subdirectories on {arch.arch}")
+
+
+def junk_files(tree: PackageTree, sub: Path) -> list[Finding]:
+    """Regular files in a level directory that are no ELF objects."""
+    # named like a library, the loader would try it and fail; else harmless
+    return [Finding("error" if ".so" in junk.name else "warning", "unreadable-file", tree.name,
+                    _rel(tree, junk),
+                    "not an ELF file: nothing but libraries belongs in glibc-hwcaps")
+            for junk in sorted(p for p in sub.iterdir()
+                               if p.is_file() and not p.is_symlink() and not is_elf(p))]
+
+
+def links_to_non_elf(tree: PackageTree, sub: Path) -> list[Finding]:
+    """A link in glibc-hwcaps/LEVEL to a file that is no ELF object: the loader opens
+    it on every CPU of that level and fails (the real file's own checks are elsewhere)."""
+    findings = []
+    for link in sorted(p for p in sub.iterdir() if p.is_symlink() and p.exists()):
+        target = link.resolve()
+        if target.parent == sub.resolve() and ".so" in target.name:
+            continue  # junk_files names that file itself, as an error
+        if target.is_file() and not is_elf(target):
+            findings.append(Finding(
+                "error", "unloadable-variant", tree.name, _rel(tree, link),
+                f"links to {os.readlink(link)}, which is no ELF object: the loader "
+                f"picks it on every CPU of {sub.name} and fails (fatal)"))
+    return findings
+
+
+def soname_link(tree: PackageTree, sub: Path, build: LibraryFile, soname: str) -> list[Finding]:
+    """The SONAME name in the variant's directory: the only name the loader looks up."""
+    link = sub / soname
+    if not link.exists() and not link.is_symlink():
+        problem = (f"glibc-hwcaps/{sub.name} has no {soname}: the loader looks up the "
+                   "SONAME and never uses this variant")
+    elif not link.exists():
+        problem = (f"{soname} in glibc-hwcaps/{sub.name} is a dangling link "
+                   f"(-> {os.readlink(link)})")
+    elif link.is_dir():
+        problem = (f"{soname} in glibc-hwcaps/{sub.name} is a directory: the loader opens it, "
+                   "cannot read it and fails (fatal)")
+    elif link.resolve().parent != sub.resolve():
+        problem = (f"{soname} in glibc-hwcaps/{sub.name} points outside it "
+                   f"(-> {os.readlink(link)}): that is not this variant")
+    else:
+        return []
+    return [Finding("error", "missing-soname-link", tree.name, build.relpath, problem)]

@@ -90,7 +90,7 @@ def test_verify_reports_a_broken_variant(
     (variant / "libhwtest.so.1").write_bytes(mutate(elf_bytes, cut, flips))
     tree = PackageTree("libf1", root, root)
     try:
-        report = verify_trees([tree], cpus=["x86_64", "haswell"], probe=False)
+        report = verify_trees([tree], cpus=["x86_64", "haswell"], ask_real_loader=False)
     except HwcapdebError as err:
         assert "\n" not in str(err)
         return

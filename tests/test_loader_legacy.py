@@ -18,7 +18,7 @@ from hwcapdeb.loader import resolve
 from hwcapdeb.probe import probe
 from hwcapdeb.profiles import architecture
 from hwcapdeb.target_loader import host_loader
-from hwcapdeb.verify import _host_masks
+from hwcapdeb.verify.matrix import host_masks
 from tests.elfbuild import compile_library, install_variant_tree
 
 SONAME = "libhwtest.so.1"
@@ -57,7 +57,7 @@ def test_host_loader_and_model_agree(name: str, hwcaps: tuple[str, ...], tmp_pat
     host = host_loader(AMD64)
     tree = _tree(tmp_path, LAYOUTS[name], hwcaps)
     model_cpu = host_model()
-    for mask in [None, *_host_masks(model_cpu)]:
+    for mask in [None, *host_masks(model_cpu)]:
         real = probe(SONAME, library_path=[tree], tunables=mask)
         model = resolve(SONAME, apply_tunables(model_cpu, mask), library_path=[tree],
                         system=False, glibc=host.glibc)

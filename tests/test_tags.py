@@ -2,7 +2,7 @@
 
 The code is read with :mod:`ast`: every string literal that looks like a tag
 (``word-word``) and is an argument of a call that records a finding
-(``add(...)``, ``Finding(...)``, ``RcFinding(...)``, ``hint(...)``...) must
+(``Finding(...)``, ``rc_finding(...)``, ``hint(...)``...) must
 have a catalogue entry with the severities used beside it, and every entry
 must be emitted somewhere.  A real verify run on a broken tree checks the
 same from the other end.
@@ -75,7 +75,7 @@ def test_every_emitted_tag_is_catalogued_and_back() -> None:
     assert sorted(set(emitted) - set(catalogue)) == [], "tags the code emits without an entry"
     assert sorted(set(catalogue) - set(emitted)) == [], "entries no code emits"
     for name, severities in emitted.items():
-        # an RcFinding carries no severity: sbuild-config prints every one as an error
+        # rc_finding takes no severity: every sbuildrc finding is an error
         assert set(catalogue[name].severities) == (severities or {"error"}), name
 
 
@@ -127,7 +127,7 @@ def test_tags_of_a_real_broken_tree_are_explained(
     install_variant_tree(libdir, levels=("x86-64-v3",), soname_links=False)
     (libdir / "glibc-hwcaps/haswell").mkdir()
     (libdir / "glibc-hwcaps/x86-64-v3/README").write_text("not a library\n")
-    report = verify_paths([tmp_path], arch_name="amd64", cpus=["x86_64"], probe=False)
+    report = verify_paths([tmp_path], arch_name="amd64", cpus=["x86_64"], ask_real_loader=False)
     found = {(f.tag, f.severity) for f in report.findings}
     assert {t for t, _ in found} == {
         "missing-soname-link", "unknown-hwcaps-directory", "unreadable-file"}

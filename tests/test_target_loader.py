@@ -36,7 +36,7 @@ from hwcapdeb.target_loader import (
     host_loader,
     select_loader,
 )
-from hwcapdeb.verify import _host_masks
+from hwcapdeb.verify.matrix import host_masks
 from tests import target_release
 from tests.elfbuild import install_variant_tree
 
@@ -75,7 +75,7 @@ def new_lib_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _rows() -> list[str | None]:
-    return [None, *_host_masks(host_model())]
+    return [None, *host_masks(host_model())]
 
 
 def test_target_loads_what_the_host_refuses(target: TargetLoader, new_lib_tree: Path) -> None:

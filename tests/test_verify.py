@@ -64,7 +64,7 @@ def clean_deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_clean_package_has_no_finding(clean_deb: Path) -> None:
-    report = verify_paths([clean_deb], cpus=FAST_CPUS, probe=False)
+    report = verify_paths([clean_deb], cpus=FAST_CPUS, ask_real_loader=False)
     assert report.findings == []
     assert report.exit_code == 0
     assert [lib.soname for lib in report.libraries] == ["libhwtest.so.1"]
@@ -75,7 +75,7 @@ def test_clean_package_has_no_finding(clean_deb: Path) -> None:
 
 
 def test_clean_package_matrix_picks_each_level(clean_deb: Path) -> None:
-    report = verify_paths([clean_deb], cpus=FAST_CPUS, probe=False)
+    report = verify_paths([clean_deb], cpus=FAST_CPUS, ask_real_loader=False)
     picked = {c.cpu: c.level for c in report.matrix}
     assert picked == {"x86_64": "baseline", "nehalem": "x86-64-v2", "haswell": "x86-64-v3",
                       "skylake_avx512": "x86-64-v4"}
@@ -107,7 +107,8 @@ def test_cli_is_quiet_on_success_and_json_has_version(
 
 
 def test_missing_soname_link(tmp_path: Path) -> None:
-    report = verify_paths([make_deb(tmp_path, soname_links=False)], cpus=FAST_CPUS, probe=False)
+    report = verify_paths([make_deb(tmp_path, soname_links=False)], cpus=FAST_CPUS,
+                          ask_real_loader=False)
     assert tags(report) == {"missing-soname-link"}
     paths = {f.path for f in report.findings}
     assert paths == {f"{MULTIARCH}/glibc-hwcaps/{lv}/libhwtest.so.1.0.0" for lv in LEVELS}
@@ -118,7 +119,8 @@ def test_abi_mismatch_extra_symbol(tmp_path: Path) -> None:
         compile_library(libdir / "glibc-hwcaps/x86-64-v3/libhwtest.so.1.0.0",
                         variant="x86-64-v3", extra_source="int hw_only_here(void) { return 3; }\n")
 
-    report = verify_paths([make_deb(tmp_path, tweak=add_symbol)], cpus=FAST_CPUS, probe=False)
+    report = verify_paths([make_deb(tmp_path, tweak=add_symbol)], cpus=FAST_CPUS,
+                          ask_real_loader=False)
     assert tags(report) == {"abi-mismatch"}
     (finding,) = report.errors
     assert "hw_only_here" in finding.message and "x86-64-v3" in finding.path
@@ -131,7 +133,8 @@ def test_abi_mismatch_soname(tmp_path: Path) -> None:
                         soname="libhwtest.so.2", variant="x86-64-v2")
         os.symlink("libhwtest.so.1.0.0", libdir / "glibc-hwcaps/x86-64-v2/libhwtest.so.2")
 
-    report = verify_paths([make_deb(tmp_path, tweak=other_soname)], cpus=FAST_CPUS, probe=False)
+    report = verify_paths([make_deb(tmp_path, tweak=other_soname)], cpus=FAST_CPUS,
+                          ask_real_loader=False)
     assert "abi-mismatch" in tags(report)
     assert any("SONAME" in f.message for f in report.errors)
 
@@ -139,7 +142,8 @@ def test_abi_mismatch_soname(tmp_path: Path) -> None:
 def test_marker_above_directory_is_fatal(tmp_path: Path) -> None:
     # v3 code, but linked with a v4 marker: glibc picks the directory on a v3 CPU, then refuses
     flags = {"x86-64-v3": ["-march=x86-64-v3", "-Wl,-z,x86-64-v4"]}
-    report = verify_paths([make_deb(tmp_path, flags_for=flags)], cpus=FAST_CPUS, probe=False)
+    report = verify_paths([make_deb(tmp_path, flags_for=flags)], cpus=FAST_CPUS,
+                          ask_real_loader=False)
     assert tags(report) == {"isa-marker-mismatch"}
     (finding,) = report.errors
     assert "x86-64-v3" in finding.path and "refuses" in finding.message
@@ -149,14 +153,16 @@ def test_marker_above_directory_is_fatal(tmp_path: Path) -> None:
 
 def test_baseline_marker_above_baseline(tmp_path: Path) -> None:
     flags = {"baseline": ["-march=x86-64", "-Wl,-z,x86-64-v2"]}
-    report = verify_paths([make_deb(tmp_path, flags_for=flags)], cpus=FAST_CPUS, probe=False)
+    report = verify_paths([make_deb(tmp_path, flags_for=flags)], cpus=FAST_CPUS,
+                          ask_real_loader=False)
     assert tags(report) == {"isa-marker-mismatch"}
     assert report.errors[0].path == f"{MULTIARCH}/libhwtest.so.1.0.0"
 
 
 def test_variant_without_marker_is_a_warning(tmp_path: Path) -> None:
     flags = {"x86-64-v3": ["-march=x86-64-v3"]}  # no -mneeded: no marker
-    report = verify_paths([make_deb(tmp_path, flags_for=flags)], cpus=FAST_CPUS, probe=False)
+    report = verify_paths([make_deb(tmp_path, flags_for=flags)], cpus=FAST_CPUS,
+                          ask_real_loader=False)
     assert report.exit_code == 0
     assert tags(report, "warning") == {"isa-marker-mismatch"}
 
@@ -164,7 +170,7 @@ def test_variant_without_marker_is_a_warning(tmp_path: Path) -> None:
 def test_isa_leak_in_baseline(tmp_path: Path) -> None:
     flags = {"baseline": ["-march=x86-64-v3"]}  # the classic: baseline built for the build host
     deb = make_deb(tmp_path, flags_for=flags)
-    report = verify_paths([deb], cpus=FAST_CPUS, probe=False)
+    report = verify_paths([deb], cpus=FAST_CPUS, ask_real_loader=False)
     assert tags(report) == {"isa-leak"}
     (finding,) = report.errors
     assert finding.path == f"{MULTIARCH}/libhwtest.so.1.0.0"
@@ -176,7 +182,8 @@ def test_isa_leak_in_baseline(tmp_path: Path) -> None:
 def test_isa_leak_in_variant(tmp_path: Path) -> None:
     # a v2 directory holding v3 code (marker claims v2, so the loader takes it on Nehalem)
     flags = {"x86-64-v2": ["-march=x86-64-v3", "-Wl,-z,x86-64-v2"]}
-    report = verify_paths([make_deb(tmp_path, flags_for=flags)], cpus=FAST_CPUS, probe=False)
+    report = verify_paths([make_deb(tmp_path, flags_for=flags)], cpus=FAST_CPUS,
+                          ask_real_loader=False)
     assert tags(report) == {"isa-leak"}
     assert "above x86-64-v2" in report.errors[0].message
 
@@ -184,7 +191,7 @@ def test_isa_leak_in_variant(tmp_path: Path) -> None:
 def test_variant_adds_nothing(tmp_path: Path) -> None:
     flags = {"x86-64-v3": ["-march=x86-64", "-Wl,-z,x86-64-v3"]}  # marker right, flags lost
     deb = make_deb(tmp_path, levels=("x86-64-v3",), flags_for=flags)
-    report = verify_paths([deb], cpus=FAST_CPUS, probe=False)
+    report = verify_paths([deb], cpus=FAST_CPUS, ask_real_loader=False)
     assert report.exit_code == 0
     assert tags(report, "warning") == {"variant-adds-nothing"}
 
@@ -209,7 +216,7 @@ int hw_guarded(const int *a, size_t n)
                             source=source)
 
     report = verify_paths([make_deb(tmp_path, tweak=dispatching_baseline)], cpus=FAST_CPUS,
-                          probe=False)
+                          ask_real_loader=False)
     assert report.errors == []
     baseline = report.libraries[0].baseline
     assert baseline is not None and baseline.audit is not None
@@ -231,14 +238,14 @@ def test_changes_file_lists_the_debs(tmp_path: Path) -> None:
         "Format: 1.8\nSource: hwtest\nBinary: libhwtest1 libhwother1\nArchitecture: amd64\n"
         "Version: 1.0-1\nFiles:\n" + "\n".join(lines) + "\n"
     )
-    report = verify_paths([changes], cpus=FAST_CPUS, probe=False)
+    report = verify_paths([changes], cpus=FAST_CPUS, ask_real_loader=False)
     assert {lib.package for lib in report.libraries} == {"libhwtest1", "libhwother1"}
     assert {(f.package, f.tag) for f in report.errors} == {("libhwother1", "isa-leak")}
     assert main(["verify", "--no-probe", "--cpu", "x86_64", str(changes)]) == 1
     # the output directory itself: its .changes
     for staging in tmp_path.glob("*-staging"):
         shutil.rmtree(staging)
-    report = verify_paths([tmp_path], cpus=FAST_CPUS, probe=False)
+    report = verify_paths([tmp_path], cpus=FAST_CPUS, ask_real_loader=False)
     assert {(f.package, f.tag) for f in report.errors} == {("libhwother1", "isa-leak")}
 
 
@@ -246,7 +253,7 @@ def test_staging_directory_with_control(tmp_path: Path, monkeypatch: pytest.Monk
     make_deb(tmp_path, soname_links=False)
     monkeypatch.chdir(tmp_path)  # a relative path, as in 'hwcapdeb verify debian/libfoo1'
     staging = Path("libhwtest1-staging")
-    report = verify_paths([staging], cpus=FAST_CPUS, probe=False)
+    report = verify_paths([staging], cpus=FAST_CPUS, ask_real_loader=False)
     assert tags(report) == {"missing-soname-link"}
     assert {f.package for f in report.findings} == {"libhwtest1"}
 
@@ -275,7 +282,8 @@ def test_truncated_variant_is_a_finding(tmp_path: Path) -> None:
         path = libdir / "glibc-hwcaps/x86-64-v3/libhwtest.so.1.0.0"
         path.write_bytes(path.read_bytes()[:300])
 
-    report = verify_paths([make_deb(tmp_path, tweak=truncate)], cpus=FAST_CPUS, probe=False)
+    report = verify_paths([make_deb(tmp_path, tweak=truncate)], cpus=FAST_CPUS,
+                          ask_real_loader=False)
     assert "unreadable-file" in tags(report)
 
 
@@ -284,7 +292,7 @@ def test_non_elf_file_in_a_level_directory(tmp_path: Path) -> None:
         (libdir / "glibc-hwcaps/x86-64-v2/README").write_text("not a library\n")
         (libdir / "glibc-hwcaps/x86-64-v3/libhwtest.so.1.0.0").write_text("INPUT(-lfoo)\n")
 
-    report = verify_paths([make_deb(tmp_path, tweak=junk)], cpus=FAST_CPUS, probe=False)
+    report = verify_paths([make_deb(tmp_path, tweak=junk)], cpus=FAST_CPUS, ask_real_loader=False)
     assert tags(report) == {"unreadable-file"} == tags(report, "warning")
     assert [f.path.split("/")[-2:] for f in report.findings] == [
         ["x86-64-v3", "libhwtest.so.1.0.0"], ["x86-64-v2", "README"]]
@@ -294,7 +302,7 @@ def test_unknown_level_directory_is_a_warning(tmp_path: Path) -> None:
     def legacy(libdir: Path) -> None:
         compile_library(libdir / "glibc-hwcaps/haswell/libhwtest.so.1.0.0", variant="x86-64-v3")
 
-    report = verify_paths([make_deb(tmp_path, tweak=legacy)], cpus=FAST_CPUS, probe=False)
+    report = verify_paths([make_deb(tmp_path, tweak=legacy)], cpus=FAST_CPUS, ask_real_loader=False)
     assert report.exit_code == 0
     assert tags(report, "warning") == {"unknown-hwcaps-directory"}
 
@@ -329,8 +337,8 @@ def test_dbgsym_package_makes_the_leak_exact(tmp_path: Path) -> None:
     dbgsym = tmp_path / "libhwtest1-dbgsym_1.0-1_amd64.deb"
     subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(dbg), str(dbgsym)],
                    check=True, capture_output=True)
-    assert verify_paths([deb], cpus=FAST_CPUS, probe=False).errors == []
-    report = verify_paths([deb, dbgsym], cpus=FAST_CPUS, probe=False)
+    assert verify_paths([deb], cpus=FAST_CPUS, ask_real_loader=False).errors == []
+    report = verify_paths([deb, dbgsym], cpus=FAST_CPUS, ask_real_loader=False)
     assert tags(report) == {"isa-leak"}
     assert "-march=x86-64-v3 (DW_AT_producer)" in report.errors[0].message
 
@@ -365,7 +373,7 @@ def test_split_layout_variant_packages(tmp_path: Path) -> None:
     assert picked["haswell"] == ("libhwtest1-x86-64-v3", "x86-64-v3")
     assert picked["nehalem"] == ("libhwtest1", "x86-64-v2")
     assert all(c.agrees is not False for c in report.matrix)
-    alone = verify_paths(debs[:1], cpus=FAST_CPUS, probe=False)
+    alone = verify_paths(debs[:1], cpus=FAST_CPUS, ask_real_loader=False)
     assert tags(alone) == {"variant-without-baseline"}
 
 
@@ -385,7 +393,7 @@ def test_architecture_from_the_control_file(tmp_path: Path) -> None:
     staging = tmp_path / "libhwtest1-staging"
     control = staging / "DEBIAN/control"
     control.write_text(control.read_text().replace("amd64", "arm64"))
-    report = verify_paths([staging], probe=False)
+    report = verify_paths([staging], ask_real_loader=False)
     assert report.arch == "arm64" and report.matrix == []
     assert tags(report, "warning") == {"unknown-hwcaps-directory"} and report.exit_code == 0
     assert "no glibc-hwcaps subdirectories on arm64" in report.findings[0].message
@@ -406,7 +414,7 @@ int hw_sum(const int *a, size_t n)
             compile_library(libdir / f"glibc-hwcaps/{level}/libhwtest.so.1.0.0", variant=level,
                             source=source)
 
-    report = verify_paths([make_deb(tmp_path, tweak=wide)], cpus=FAST_CPUS, probe=False)
+    report = verify_paths([make_deb(tmp_path, tweak=wide)], cpus=FAST_CPUS, ask_real_loader=False)
     assert report.errors == []
     haswell = next(c for c in report.matrix if c.cpu == "haswell")
     assert haswell.level == "x86-64-v3" and haswell.safe, haswell.reason

@@ -37,7 +37,7 @@ def test_link_to_a_non_library_is_an_error(tmp_path: Path) -> None:
     (v2 / SONAME).unlink()
     os.symlink(os.path.relpath(doc, v2), v2 / SONAME)
     report = verify_trees([PackageTree("libhwtest1", root, root)], cpus=["nehalem"],
-                          probe=False)
+                          ask_real_loader=False)
     tags = {(f.tag, f.path) for f in report.errors}
     assert ("unloadable-variant", f"{LIBDIR}/glibc-hwcaps/x86-64-v2/{SONAME}") in tags, tags
     assert report.exit_code == 1
@@ -62,7 +62,7 @@ def test_pie_executable_as_variant_is_an_error(tmp_path: Path) -> None:
     res = resolve(SONAME, cpu_model("nehalem"), library_path=[libdir], system=False)
     assert res.path is None and res.error and "position-independent executable" in res.error
     report = verify_trees([PackageTree("libhwtest1", root, root)], cpus=["nehalem", "x86_64"],
-                          probe=False)
+                          ask_real_loader=False)
     assert any(f.tag == "unloadable-variant" for f in report.errors), report.findings
     assert report.exit_code == 1
 
@@ -95,7 +95,7 @@ def _needing(tmp_path: Path, levels_needing: tuple[str, ...]) -> Path:
 def test_a_dependency_only_the_variant_needs_is_an_error(tmp_path: Path) -> None:
     root = _needing(tmp_path, ("x86-64-v2",))
     report = verify_trees([PackageTree("libhwtest1", root, root)], cpus=["nehalem", "x86_64"],
-                          probe=False)
+                          ask_real_loader=False)
     (finding,) = [f for f in report.errors if f.tag == "unloadable-variant"]
     assert "libgone.so.3" in finding.message and "x86-64-v2" in finding.path
 

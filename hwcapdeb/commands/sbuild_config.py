@@ -9,11 +9,12 @@ import click
 from hwcapdeb.builders.dpkg import host_arch
 from hwcapdeb.commands import options
 from hwcapdeb.errors import HwcapdebError, UsageError
+from hwcapdeb.findings import Finding
 from hwcapdeb.profiles import ProfileRegistry
 from hwcapdeb.releases import host_codename
 from hwcapdeb.sbuild.builder import AUTO, DEFAULT_CACHE, DEFAULT_MIRROR, Preflight, preflight
 from hwcapdeb.sbuild.chroot import canonical_dist, check_dist
-from hwcapdeb.sbuild.rc import RcFinding, SbuildSettings, check_rc, read_rc, render
+from hwcapdeb.sbuild.rc import SbuildSettings, check_rc, rc_finding, read_rc, render
 
 
 @click.command("sbuild-config")
@@ -110,7 +111,7 @@ def command(
         click.echo(render(settings), nl=False)
         return
     path = Path(check_file).expanduser()
-    findings: list[RcFinding] = check_rc(read_rc(path), settings)
+    findings: list[Finding] = check_rc(read_rc(path), settings)
     try:
         preflight(
             Preflight(
@@ -121,9 +122,9 @@ def command(
             )
         )
     except HwcapdebError as err:
-        findings.append(RcFinding("machine-not-ready", str(err)))
+        findings.append(rc_finding("machine-not-ready", str(err)))
     for finding in findings:
-        click.echo(f"E: {path}: {finding.tag} {finding.message}")
+        click.echo(finding.file_line(str(path)))
     if findings:
         ctx.exit(1)
 

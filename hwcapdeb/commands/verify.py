@@ -72,22 +72,23 @@ def _explain(ctx: click.Context, _param: click.Parameter, names: tuple[str, ...]
               help="Root with usr/lib/debug/.build-id (e.g. / for installed -dbgsym packages).")
 @click.option("--matrix", "show_matrix", is_flag=True,
               help="Also print the dispatch matrix and the size report.")
-@click.option("--no-probe", is_flag=True, help="Do not ask the real loader for the host rows.")
+@click.option("--no-probe", "no_real_loader", is_flag=True,
+              help="Do not ask the real loader for the host rows.")
 @options.loader_root_option(default="found from a .changes/.buildinfo, else the host's")
 @options.json_option()
 @click.option("--explain", multiple=True, metavar="TAG", is_eager=True, expose_value=False,
               callback=_explain,
               help="Print what finding TAG means and what to do, then exit; repeatable.")
 def command(paths: tuple[Path, ...], cpus: tuple[str, ...], arch_name: str | None,
-            debug_roots: tuple[Path, ...],
-            show_matrix: bool, no_probe: bool, loader_root: Path | None, as_json: bool) -> None:
+            debug_roots: tuple[Path, ...], show_matrix: bool, no_real_loader: bool,
+            loader_root: Path | None, as_json: bool) -> None:
     """Check .deb files, a .changes file or unpacked trees that ship glibc-hwcaps variants.
 
     Prints lintian-style findings (E: error, W: warning); exit status 1 if any
     error was found, 2 if the check could not run, 0 (silently) otherwise.
     """
     report = verify_paths(list(paths), cpus=list(cpus) or None, arch_name=arch_name,
-                          debug_roots=list(debug_roots), probe=not no_probe,
+                          debug_roots=list(debug_roots), ask_real_loader=not no_real_loader,
                           loader_root=loader_root)
     if as_json:
         emit_json(report.to_json())

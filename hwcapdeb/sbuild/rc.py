@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hwcapdeb.errors import InputError
+from hwcapdeb.findings import Finding
 from hwcapdeb.tools import find_tool
 
 #: where the apply script lives inside the chroot (written by the prepare hook)
@@ -185,15 +186,14 @@ def render(settings: SbuildSettings) -> str:
     return "\n".join(lines) + "\n"
 
 
-@dataclass(frozen=True)
-class RcFinding:
-    """One problem of an sbuildrc, lintian style: a tag and what to do."""
+#: the package position of an sbuildrc finding: the file is no package's, and has no path in one
+RC_SUBJECT = "sbuildrc"
 
-    tag: str
-    message: str
 
-    def __str__(self) -> str:
-        return f"E: sbuildrc: {self.tag} {self.message}"
+def rc_finding(tag: str, message: str) -> Finding:
+    """One problem of an sbuildrc, lintian style: every one an error
+    (``Finding.file_line`` prints ``E: sbuildrc: TAG message``)."""
+    return Finding("error", tag, RC_SUBJECT, "", message)
 
 
 def read_rc(path: Path, *, perl: str | None = None) -> dict[str, object]:
@@ -256,16 +256,16 @@ def _runnable(word: str, path: str | None) -> bool:
 
 def check_rc(
     rc: dict[str, object], settings: SbuildSettings, *, path: str | None = None
-) -> list[RcFinding]:
+) -> list[Finding]:
     """What ``rc`` (from :func:`read_rc`) lacks for ``settings``; empty when all is well.
 
     ``path`` is the PATH the hooks will see (default: this process's).
     """
-    findings: list[RcFinding] = []
+    findings: list[Finding] = []
     mode = rc.get("chroot_mode")
     if mode != settings.chroot_mode:
         findings.append(
-            RcFinding(
+            rc_finding(
                 "wrong-chroot-mode",
                 f"$chroot_mode is {mode!r}, expected '{settings.chroot_mode}'"
                 if mode
@@ -278,7 +278,7 @@ def check_rc(
     if settings.verify:
         if not verify:
             findings.append(
-                RcFinding(
+                rc_finding(
                     "no-verify-hook",
                     "no 'hwcapdeb verify %SBUILD_CHANGES' in post-build-commands: "
                     "a bad multi-build would pass",
@@ -287,7 +287,7 @@ def check_rc(
         for argv in verify:
             if not any("%SBUILD_CHANGES" in a or a == "%c" for a in argv):
                 findings.append(
-                    RcFinding(
+                    rc_finding(
                         "verify-hook-without-changes",
                         f"'{shlex.join(argv)}' does not pass %SBUILD_CHANGES",
                     )
@@ -298,7 +298,7 @@ def check_rc(
                 not _runnable(argv[0], path)
             ):
                 findings.append(
-                    RcFinding(
+                    rc_finding(
                         "hook-not-found",
                         f"{stage} runs '{argv[0]}', which is not an executable on PATH",
                     )
@@ -307,7 +307,7 @@ def check_rc(
         for key in ("log_external_command_output", "log_external_command_error"):
             if not rc.get(key):
                 findings.append(
-                    RcFinding(
+                    rc_finding(
                         "hook-output-not-logged",
                         f"${key} is not set: hwcapdeb's findings would not reach the build "
                         f"log; add '${key} = 1;'",
@@ -319,7 +319,7 @@ def check_rc(
     ]
     if settings.profiles and not prepare:
         findings.append(
-            RcFinding(
+            rc_finding(
                 "no-convert-hook",
                 "no 'hwcapdeb sbuild-hook prepare' in pre-build-commands: packages would be "
                 "built unconverted",
@@ -327,7 +327,7 @@ def check_rc(
         )
     if (prepare or settings.profiles) and not apply:
         findings.append(
-            RcFinding(
+            rc_finding(
                 "no-apply-hook",
                 f"no '/bin/sh {APPLY_SCRIPT} %SBUILD_PKGBUILD_DIR' in starting-build-commands: "
                 "the converted files would never reach the build",
@@ -338,14 +338,14 @@ def check_rc(
             options = argv[argv.index("--package-options") + 1]
             if not Path(options).is_file():
                 findings.append(
-                    RcFinding(
+                    rc_finding(
                         "package-options-missing",
                         f"the convert hook reads {options}, which does not exist",
                     )
                 )
     if apply and not prepare:
         findings.append(
-            RcFinding(
+            rc_finding(
                 "no-convert-hook",
                 "starting-build-commands applies a conversion but no pre-build-commands entry "
                 "prepares one: every build would fail",
