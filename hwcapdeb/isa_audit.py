@@ -55,45 +55,15 @@ import bisect
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 
-from iced_x86 import Code, CpuidFeature, Decoder, EncodingKind, FlowControl, Instruction, Mnemonic
+from iced_x86 import Decoder
 
 from hwcapdeb import isa_decode
 from hwcapdeb.elf import CodeFacts, read_code
-from hwcapdeb.profiles import Architecture, architecture
+from hwcapdeb.isa_codes import code_info, level_table, scan_table
+from hwcapdeb.isa_producer import unit_ranks
 
-
-def _int_constants(namespace: object, lower: bool = False) -> dict[int, str]:
-    """value -> name of an iced-x86 enum-like module (CpuidFeature, Code, Mnemonic)."""
-    result = {}
-    for name in dir(namespace):
-        value = getattr(namespace, name)
-        if not name.startswith("_") and isinstance(value, int):
-            result[value] = name.lower() if lower else name
-    return result
-
-
-#: CpuidFeature value -> name ("AVX2")
-FEATURE_NAMES = _int_constants(CpuidFeature)
-_CODE_NAMES = _int_constants(Code)
-_MNEMONIC_NAMES = _int_constants(Mnemonic, lower=True)
-
-#: Features every x86-64 CPU has (the psABI baseline plus what x86-64 implies).
-BASELINE_FEATURES = frozenset({
-    "INTEL8086", "INTEL186", "INTEL286", "INTEL386", "INTEL486", "X64", "CPUID", "TSC",
-    "CMOV", "CX8", "FPU", "FPU287", "FPU387", "MMX", "SSE", "SSE2", "FXSR", "SYSCALL",
-    "CLFSH", "PAUSE",
-})
-#: Encodings that never fault on a CPU without the feature (hint/NOP space).
-HINT_FEATURES = frozenset({"MULTIBYTENOP", "CET_IBT", "HLE", "MPX", "PREFETCHW"})
-#: Instructions that never fault: TZCNT runs as BSF (GCC relies on it), the
-#: shadow-stack reads are NOPs without CET.
-HINT_MNEMONICS = frozenset({"tzcnt", "rdsspd", "rdsspq", "incsspd", "incsspq", "endbr64",
-                            "endbr32"})
-#: Instructions that are the CPU check itself: evidence of run-time dispatch.
-PROBE_MNEMONICS = frozenset({"cpuid", "xgetbv"})
 #: Imports that mean "this object asks the CPU at run time".
 PROBE_IMPORTS = frozenset({
     "__cpu_model", "__cpu_indicator_init", "__cpu_features2", "__get_cpu_features",
@@ -106,146 +76,6 @@ _ISA_TOKEN = re.compile(
     r"rtm|xop|avxvnni|amx)",
     re.IGNORECASE,
 )
-
-# Per-Code flags of the scan table (one small int per Code value), see isa_decode.
-_RANK_MASK = isa_decode.RANK_MASK
-_ENDER = isa_decode.ENDER
-_CALL = isa_decode.CALL
-_JUMP = isa_decode.JUMP
-_PROBE = isa_decode.PROBE
-_LEGACY_SSE = isa_decode.LEGACY_SSE
-
-#: SSE/SSE2-era instructions that are no vector work: compilers emit them under any -m flags
-_NOT_VECTOR = frozenset({
-    "prefetchnta", "prefetcht0", "prefetcht1", "prefetcht2", "lfence", "mfence", "sfence",
-    "pause", "clflush", "movnti", "fxsave", "fxrstor", "fxsave64", "fxrstor64",
-})
-
-
-@dataclass(frozen=True)
-class LevelTable:
-    """Feature name -> level rank for one architecture (``rank`` as in profiles.Level)."""
-
-    arch: Architecture
-    rank_of: dict[str, int]
-
-    @property
-    def beyond(self) -> int:
-        """Rank of features no level guarantees (AES, SHA, AVX512_VNNI...)."""
-        return len(self.arch.all_levels)
-
-    def level_name(self, rank: int) -> str:
-        if rank >= self.beyond:
-            return "beyond every level"
-        return self.arch.all_levels[rank].name
-
-    def feature_rank(self, name: str) -> int:
-        if name in BASELINE_FEATURES:
-            return 0
-        return self.rank_of.get(name, self.beyond)
-
-
-@cache
-def level_table(arch_name: str = "amd64") -> LevelTable:
-    arch = architecture(arch_name)
-    rank_of: dict[str, int] = {}
-    for level in arch.all_levels:
-        for feature in level.adds:
-            rank_of.setdefault(feature, level.rank)
-    return LevelTable(arch, rank_of)
-
-
-@dataclass(frozen=True)
-class CodeInfo:
-    """What the audit knows about one ``Code`` (instruction form)."""
-
-    mnemonic: str
-    features: tuple[str, ...]  # CPUID features that count (hints dropped)
-    rank: int
-    vex: bool = False  # VEX or EVEX encoded
-    legacy_sse: bool = False  # SSE/SSE2 vector work in the legacy encoding
-
-
-@cache
-def _code_info(code: int, arch_name: str) -> CodeInfo:
-    table = level_table(arch_name)
-    ins = Instruction.create(code)  # type: ignore[arg-type]  # Code is an int
-    mnemonic = _MNEMONIC_NAMES.get(ins.mnemonic, "?")
-    names = tuple(FEATURE_NAMES.get(f, str(f)) for f in ins.cpuid_features())
-    if mnemonic in HINT_MNEMONICS:
-        counted: tuple[str, ...] = ()
-    else:
-        counted = tuple(n for n in names if n not in HINT_FEATURES and n not in BASELINE_FEATURES)
-    rank = max((table.feature_rank(n) for n in counted), default=0)
-    vex = ins.encoding in (EncodingKind.VEX, EncodingKind.EVEX)
-    legacy_sse = (ins.encoding == EncodingKind.LEGACY and bool({"SSE", "SSE2"} & set(names))
-                  and mnemonic not in _NOT_VECTOR)
-    return CodeInfo(mnemonic, counted, rank, vex, legacy_sse)
-
-
-@cache
-def _scan_table(arch_name: str) -> list[int]:
-    """One flag word per Code value: rank, control flow, probe (see the _* constants)."""
-    size = max(_CODE_NAMES) + 1
-    flags = [0] * size
-    for code in range(1, size):
-        try:
-            ins = Instruction.create(code)  # type: ignore[arg-type]
-        except (ValueError, TypeError):
-            continue
-        info = _code_info(code, arch_name)
-        word = min(info.rank, _RANK_MASK)
-        flow = ins.flow_control
-        if flow in (FlowControl.CONDITIONAL_BRANCH, FlowControl.INDIRECT_BRANCH,
-                    FlowControl.RETURN, FlowControl.EXCEPTION, FlowControl.XBEGIN_XABORT_XEND):
-            word |= _ENDER
-        elif flow == FlowControl.UNCONDITIONAL_BRANCH:
-            word |= _ENDER | _JUMP
-        elif flow == FlowControl.CALL:
-            word |= _CALL
-        if info.mnemonic in PROBE_MNEMONICS:
-            word |= _PROBE
-        if info.legacy_sse:
-            word |= _LEGACY_SSE
-        flags[code] = word
-    return flags
-
-
-#: ISA options of a DW_AT_producer string (gcc records them, -grecord-gcc-switches)
-_PRODUCER_ISA = re.compile(
-    r"(?<!\S)(-march=\S+|-m(?:no-)?(?:avx\S*|sse\S*|ssse3|fma\S*|bmi\S*|popcnt|lzcnt|movbe|"
-    r"f16c|aes|pclmul|sha|adx|rdrnd|rdseed|vaes|vpclmulqdq|gfni|xop|abm))(?!\S)"
-)
-#: gcc macro name -> CPUID feature name, where they differ
-_MACRO_FEATURE = {"BMI": "BMI1", "PCLMUL": "PCLMULQDQ", "RDRND": "RDRAND", "SHA": "SHA"}
-
-
-def producer_isa_flags(producer: str) -> tuple[str, ...]:
-    """The ISA options (``-march=haswell``, ``-mavx2``) of one DW_AT_producer string."""
-    return tuple(_PRODUCER_ISA.findall(producer))
-
-
-@cache
-def flags_rank(flags: tuple[str, ...], arch_name: str = "amd64") -> int:
-    """Level rank the compiler may assume with ``flags``: the compiler itself says.
-
-    -1 when the compiler is missing or rejects the flags (no evidence then).
-    """
-    from hwcapdeb.errors import HwcapdebError
-    from hwcapdeb.profiles import compiler_feature_macros
-
-    if not flags:
-        return 0
-    try:
-        macros = compiler_feature_macros("gcc", flags)
-    except HwcapdebError:
-        return -1
-    table = level_table(arch_name)
-    # only level features count: those gcc emits on its own (vectorizing, bit tricks);
-    # -march=x86-64-v3 also enables XSAVE, which no compiler emits unasked
-    features = {_MACRO_FEATURE.get(m, m) for m in macros} & set(table.rank_of)
-    return max((table.feature_rank(f) for f in features), default=0)
-
 
 @dataclass
 class FunctionAudit:
@@ -260,7 +90,7 @@ class FunctionAudit:
     dispatch_reason: str | None = None  # rules 1 and 2 of the module docstring
 
     def max_rank(self, arch_name: str = "amd64") -> int:
-        return max((_code_info(c, arch_name).rank for _, c in self.hits), default=0)
+        return max((code_info(c, arch_name).rank for _, c in self.hits), default=0)
 
 
 
@@ -304,7 +134,7 @@ class IsaAudit:
         """Every counted feature the code uses anywhere, dispatched or not."""
         return frozenset(
             f for fn in self.functions for _, c in fn.hits
-            for f in _code_info(c, self.arch).features
+            for f in code_info(c, self.arch).features
         )
 
     @property
@@ -320,18 +150,18 @@ class IsaAudit:
         table = level_table(self.arch)
         result = []
         for fn in self.functions:
-            above = [(a, c) for a, c in fn.hits if _code_info(c, self.arch).rank > rank]
+            above = [(a, c) for a, c in fn.hits if code_info(c, self.arch).rank > rank]
             if not above:
                 continue
             dispatched, reason, convicted = self._judge(fn, rank, above)
             shown = above if dispatched else convicted
             address, code = shown[0]
-            top = max(_code_info(c, self.arch).rank for _, c in shown)
+            top = max(code_info(c, self.arch).rank for _, c in shown)
             features = _features_above(shown, rank, self.arch)
             result.append(Finding(
                 function=fn.name,
                 address=address,
-                mnemonic=_code_info(code, self.arch).mnemonic,
+                mnemonic=code_info(code, self.arch).mnemonic,
                 features=features,
                 rank=top,
                 dispatched=dispatched,
@@ -354,7 +184,7 @@ class IsaAudit:
             return True, fn.dispatch_reason, []
 
         def upto(cap: int) -> list[tuple[int, int]]:
-            return [(a, c) for a, c in above if _code_info(c, self.arch).rank <= cap]
+            return [(a, c) for a, c in above if code_info(c, self.arch).rank <= cap]
 
         # DWARF: when *every* compiled unit assumed more than the level (the global flags:
         # "baseline built with -march=native"), code those flags explain cannot be dispatched;
@@ -387,7 +217,7 @@ class IsaAudit:
 
 def _features_above(hits: list[tuple[int, int]], rank: int, arch_name: str) -> tuple[str, ...]:
     table = level_table(arch_name)
-    names = {n for _, c in hits for n in _code_info(c, arch_name).features
+    names = {n for _, c in hits for n in code_info(c, arch_name).features
              if table.feature_rank(n) > rank}
     return tuple(sorted(names))
 
@@ -440,7 +270,7 @@ def _scan_sections(facts: CodeFacts, arch_name: str, starts: list[int], jobs: in
     workers, the others when visited.
     """
     sections = [isa_decode.Section(s.address, s.data) for s in facts.sections]
-    result = isa_decode.scan(sections, facts.elf_class, _scan_table(arch_name), starts, jobs,
+    result = isa_decode.scan(sections, facts.elf_class, scan_table(arch_name), starts, jobs,
                              roots or [])
     return sum(len(s.data) for s in sections), result
 
@@ -450,7 +280,7 @@ def _entry_block(facts: CodeFacts, start: int, end: int, arch_name: str) -> tupl
     for section in facts.sections:
         if section.address <= start < section.address + len(section.data):
             return isa_decode.entry_block(isa_decode.Section(section.address, section.data),
-                                          start, end, facts.elf_class, _scan_table(arch_name))
+                                          start, end, facts.elf_class, scan_table(arch_name))
     return start, []
 
 
@@ -548,7 +378,7 @@ def audit(path: Path, *, arch_name: str = "amd64", debug_file: Path | None = Non
         facts, {f.start: function_end(function_index(f.start)) for f in ifuncs}, start_set
     )
     for fn in audited.values():
-        used = {n for _, c in fn.hits for n in _code_info(c, arch_name).features}
+        used = {n for _, c in fn.hits for n in code_info(c, arch_name).features}
         token = isa_token(fn.name, used) if fn.start in names else None
         if token:
             fn.dispatch_reason = f"dispatch target named for its ISA ({token})"
@@ -572,23 +402,12 @@ def audit(path: Path, *, arch_name: str = "amd64", debug_file: Path | None = Non
     # enters directly: the compiler was told -mavx or more for the whole object
     vex_everywhere = not legacy_sse and any(
         not fn.dispatch_reason and (fn.exported or fn.start in unconditional)
-        and any(_code_info(c, arch_name).vex for _, c in fn.hits)
+        and any(code_info(c, arch_name).vex for _, c in fn.hits)
         for fn in audited.values()
     )
 
     producers = tuple(sorted({cu.producer for cu in facts.compile_units}))
-    unit_ranks: list[tuple[int, int, int, str]] = []
-    for cu in facts.compile_units:
-        if cu.producer.startswith("GNU AS") or not cu.ranges:
-            continue  # assembler units record no -march; they follow their own dispatch
-        flags = producer_isa_flags(cu.producer)
-        unit_rank = flags_rank(flags, arch_name)
-        if unit_rank < 0:
-            continue  # flags this compiler does not know: no evidence either way
-        march = [f for f in flags if f.startswith("-march=")]
-        shown = " ".join(march or list(flags[:4]))
-        unit_ranks.extend((lo, hi, unit_rank, shown) for lo, hi in cu.ranges)
-    build_rank = min((r for _, _, r, _ in unit_ranks), default=None)
+    ranks, build_rank = unit_ranks(facts.compile_units, arch_name)
     return IsaAudit(
         path=path,
         arch=arch_name,
@@ -598,7 +417,7 @@ def audit(path: Path, *, arch_name: str = "amd64", debug_file: Path | None = Non
         dispatch_evidence=evidence,
         unconditional=unconditional,
         producers=producers,
-        unit_ranks=tuple(unit_ranks),
+        unit_ranks=ranks,
         build_rank=build_rank,
         avx_throughout=vex_everywhere,
     )

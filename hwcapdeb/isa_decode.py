@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from iced_x86 import Code, Decoder
 
-# Flag word of one Code value (see isa_audit._scan_table)
+# Flag word of one Code value (built by isa_codes.scan_table)
 RANK_MASK = 0x7
 ENDER = 0x8  # ends the straight-line entry block: jcc, jmp, ret, indirect jump
 CALL = 0x10  # direct call: an edge of the call graph

@@ -61,7 +61,8 @@ from hwcapdeb.elf import (
     read_elf,
 )
 from hwcapdeb.errors import HwcapdebError, InputError
-from hwcapdeb.isa_audit import IsaAudit, audit, level_table
+from hwcapdeb.isa_audit import IsaAudit, audit
+from hwcapdeb.isa_codes import level_table
 from hwcapdeb.profiles import Architecture, Level, architecture
 from hwcapdeb.target_loader import TargetLoader, select_loader
 

@@ -9,7 +9,9 @@ import pytest
 
 from hwcapdeb import isa_decode
 from hwcapdeb.elf import debug_file_for, read_code, shared_objects
-from hwcapdeb.isa_audit import _scan_table, audit, flags_rank, isa_token, producer_isa_flags
+from hwcapdeb.isa_audit import audit, isa_token
+from hwcapdeb.isa_codes import scan_table
+from hwcapdeb.isa_producer import flags_rank, producer_isa_flags
 from tests.elfbuild import compile_library
 
 CTZ_CLZ = "int hw_ctz(unsigned x) { return __builtin_ctz(x); }\n" \
@@ -186,7 +188,7 @@ def _libc_text() -> tuple[list[isa_decode.Section], list[int], int]:
 def test_parallel_scan_is_the_single_decoder_stream(monkeypatch: pytest.MonkeyPatch) -> None:
     """libc's code on 2 processes, cut at its function starts, equals one decoder's."""
     sections, starts, bitness = _libc_text()
-    table = _scan_table("amd64")
+    table = scan_table("amd64")
     serial = isa_decode.scan(sections, bitness, table, starts, jobs=1)
     monkeypatch.setattr(isa_decode, "PARALLEL_MIN_BYTES", 0)
     roots = starts[::50]
@@ -206,7 +208,7 @@ def test_parallel_scan_is_the_single_decoder_stream(monkeypatch: pytest.MonkeyPa
 def test_chunks_cut_inside_instructions_resynchronize(monkeypatch: pytest.MonkeyPatch) -> None:
     """Bogus 'function starts' in the middle of instructions: the result does not change."""
     sections, starts, bitness = _libc_text()
-    table = _scan_table("amd64")
+    table = scan_table("amd64")
     serial = isa_decode.scan(sections, bitness, table, starts, jobs=1)
     # every 40001st byte: nearly always inside an instruction, never a real boundary
     bogus = sorted({s.address + off for s in sections for off in range(1, len(s.data), 40001)})
