@@ -53,14 +53,14 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from iced_x86 import Decoder
 
 from hwcapdeb import isa_decode
-from hwcapdeb.elf import CodeFacts, read_code
+from hwcapdeb.elf import CodeFacts, CodeSection, read_code
 from hwcapdeb.isa_codes import code_info, level_table, scan_table
 from hwcapdeb.isa_producer import unit_ranks
 
@@ -260,21 +260,6 @@ def isa_token(name: str, features: Iterable[str] = ()) -> str | None:
     return None
 
 
-def _scan_sections(facts: CodeFacts, arch_name: str, starts: list[int], jobs: int | None = None,
-                   roots: list[int] | None = None) -> tuple[int, isa_decode.Scan]:
-    """The hot loop (:mod:`hwcapdeb.isa_decode`, on every core for large objects).
-
-    Above-baseline instructions, CPU probes, and whether any legacy SSE
-    instruction exists.  Control flow is decoded only for the entry blocks
-    rule 4 visits: those of the ``roots`` by the workers, when there are
-    workers, the others when visited.
-    """
-    sections = [isa_decode.Section(s.address, s.data) for s in facts.sections]
-    result = isa_decode.scan(sections, facts.elf_class, scan_table(arch_name), starts, jobs,
-                             roots or [])
-    return sum(len(s.data) for s in sections), result
-
-
 def _entry_block(facts: CodeFacts, start: int, end: int, arch_name: str) -> tuple[int, list[int]]:
     """End of the straight-line block at ``start`` and the direct call/jump targets in it."""
     for section in facts.sections:
@@ -304,14 +289,37 @@ def audit(path: Path, *, arch_name: str = "amd64", debug_file: Path | None = Non
 
     ``jobs``: processes that decode a large object's code (default: every core).
     """
-    facts = facts or read_code(path, debug_file=debug_file)
-    starts, names = _boundaries(facts)
-    start_set = set(starts)
-    # rule 4's roots: exported functions and constructors
-    roots = {f.start for f in facts.functions if f.exported and f.kind == "STT_FUNC"}
-    roots |= set(facts.init_array)
-    roots &= start_set
-    size, scanned = _scan_sections(facts, arch_name, starts, jobs, sorted(roots))
+    table = scan_table(arch_name)
+    decoding: isa_decode.Decoding | None = None
+
+    def start_decoding(sections: Sequence[CodeSection], unwind: Sequence[int],
+                       elf_class: int) -> None:
+        # the workers decode while this process reads the symbols: cut at the unwind
+        # table's function starts, which is known already
+        nonlocal decoding
+        decoding = isa_decode.Decoding([isa_decode.Section(s.address, s.data) for s in sections],
+                                       elf_class, table, jobs)
+        decoding.start(sorted({*unwind, *(s.address for s in sections)}), more_cuts_coming=True)
+
+    try:
+        if facts is None:
+            facts = read_code(path, debug_file=debug_file, on_code=start_decoding)
+        else:
+            start_decoding(facts.sections, facts.unwind_starts, facts.elf_class)
+        assert decoding is not None
+        starts, names = _boundaries(facts)
+        start_set = set(starts)
+        # rule 4's roots: exported functions and constructors
+        roots = {f.start for f in facts.functions if f.exported and f.kind == "STT_FUNC"}
+        roots |= set(facts.init_array)
+        roots &= start_set
+        decoding.start(starts)  # if the unwind table was too sparse to cut at
+        decoding.add_roots(sorted(roots), starts)  # their entry blocks, behind the chunks
+        scanned = decoding.result()
+    finally:
+        if decoding is not None:
+            decoding.close()
+    size = sum(len(s.data) for s in facts.sections)
     hits, probes, legacy_sse = scanned.hits, scanned.probes, scanned.legacy_sse
     section_ends = sorted((s.address, s.address + len(s.data)) for s in facts.sections)
 
@@ -338,14 +346,12 @@ def audit(path: Path, *, arch_name: str = "amd64", debug_file: Path | None = Non
 
     blocks: dict[int, tuple[int, list[int]]] = scanned.blocks
 
-    def entry_block(index: int) -> tuple[int, list[int]]:
-        start = starts[index]
-        if start not in blocks:
-            blocks[start] = _entry_block(facts, start, function_end(index), arch_name)
-        return blocks[start]
-
-    def entry_end(index: int) -> int:
-        return entry_block(index)[0]
+    def entry_block(start: int) -> tuple[int, list[int]]:
+        block = blocks.get(start)
+        if block is None:
+            end = function_end(function_index(start))
+            block = blocks[start] = _entry_block(facts, start, end, arch_name)
+        return block
 
     # functions with above-baseline code
     audited: dict[int, FunctionAudit] = {}
@@ -357,7 +363,8 @@ def audit(path: Path, *, arch_name: str = "amd64", debug_file: Path | None = Non
         if fn is None:
             name, exported = name_of(index)
             fn = audited[index] = FunctionAudit(
-                name, starts[index], function_end(index), exported, entry_end=entry_end(index)
+                name, starts[index], function_end(index), exported,
+                entry_end=entry_block(starts[index])[0],
             )
         fn.hits.append((address, code))
 
@@ -393,10 +400,8 @@ def audit(path: Path, *, arch_name: str = "amd64", debug_file: Path | None = Non
         if start in unconditional:
             continue
         unconditional.add(start)
-        for target in entry_block(function_index(start))[1]:
-            t_index = function_index(target)
-            if t_index >= 0 and starts[t_index] == target and target != start:
-                todo.append(target)
+        # calls and jumps to a function's start (not into one, not to itself)
+        todo.extend(t for t in entry_block(start)[1] if t in start_set and t != start)
 
     # rule 5: no legacy-encoded SSE anywhere, yet VEX code in functions any caller
     # enters directly: the compiler was told -mavx or more for the whole object

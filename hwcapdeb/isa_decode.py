@@ -22,10 +22,12 @@ from __future__ import annotations
 import bisect
 import multiprocessing
 import os
+from array import array
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from iced_x86 import Code, Decoder
 
@@ -41,6 +43,8 @@ LEGACY_SSE = 0x80  # an SSE/SSE2 vector instruction in its legacy (non-VEX) enco
 PARALLEL_MIN_BYTES = 4 << 20
 #: chunks per worker: enough to even out functions of very different densities
 _CHUNKS_PER_JOB = 4
+#: no chunk smaller than this (each costs a task)
+_MIN_CHUNK = 1 << 18
 #: longer than any x86 instruction (15 bytes): decoding a window this long is
 #: the same as decoding with the rest of the section after it
 _WINDOW = 64
@@ -148,7 +152,7 @@ def chunks(sections: Sequence[Section], starts: Sequence[int], pieces: int) -> l
                                                                                           int]]:
     """(section index, lo, hi) ranges of about equal size, cut at function ``starts``."""
     total = sum(len(s.data) for s in sections)
-    target = max(total // max(pieces, 1), 1 << 18)
+    target = max(total // max(pieces, 1), _MIN_CHUNK)
     result = []
     for index, section in enumerate(sections):
         lo, end = section.address, section.address + len(section.data)
@@ -162,44 +166,132 @@ def chunks(sections: Sequence[Section], starts: Sequence[int], pieces: int) -> l
 
 # The job of the forked workers: set before the pool starts, inherited by fork
 # (the sections' bytes are never pickled).
-_JOB: tuple[Sequence[Section], int, Sequence[int], Sequence[int], Sequence[int]] | None = None
+_JOB: tuple[Sequence[Section], int, Sequence[int]] | None = None
 
 
 def _scan_chunk(index: int, lo: int, hi: int) -> Scan:
-    """One chunk's scan, and the entry blocks of the ``roots`` that start in it."""
+    """One chunk's scan, in a worker."""
     assert _JOB is not None
-    sections, bitness, table, starts, roots = _JOB
-    section = sections[index]
-    result = scan_range(section, lo, hi, bitness, table)
-    section_end = section.address + len(section.data)
-    for i in range(bisect.bisect_left(roots, lo), bisect.bisect_left(roots, hi)):
-        root = roots[i]
-        after = bisect.bisect_right(starts, root)
-        end = min(starts[after] if after < len(starts) else 2**64, section_end)
-        result.blocks[root] = entry_block(section, root, end, bitness, table)
-    return result
+    sections, bitness, table = _JOB
+    return scan_range(sections[index], lo, hi, bitness, table)
 
 
-def scan(sections: Sequence[Section], bitness: int, table: Sequence[int], starts: Sequence[int],
-         jobs: int | None = None, roots: Sequence[int] = ()) -> Scan:
-    """Decode every section, in parallel when there is enough code and more than one core.
+def _entry_blocks(roots: array[int], ends: array[int]) -> dict[int, tuple[int, list[int]]]:
+    """The entry blocks of ``roots`` (function starts; ``ends``: where each function ends)."""
+    assert _JOB is not None
+    sections, bitness, table = _JOB
+    bases = [s.address for s in sections]
+    blocks = {}
+    for root, end in zip(roots, ends, strict=True):
+        section = sections[bisect.bisect_right(bases, root) - 1]
+        end = min(end, section.address + len(section.data))
+        blocks[root] = entry_block(section, root, end, bitness, table)
+    return blocks
 
-    ``starts`` are sorted function start addresses (where chunks may be cut,
-    and where functions end).  In parallel, the entry blocks of ``roots``
-    (sorted function starts) are decoded by the workers too, into ``blocks``.
-    The result's ``end`` is meaningless for several sections.
+
+class Decoding:
+    """One object's scan, started as early as its code is known and collected at the end.
+
+    :meth:`start` forks the workers and hands them the chunks as soon as the
+    code is read (the caller parses symbols meanwhile); :meth:`add_roots`
+    queues entry blocks behind the chunks, where they even out the workers'
+    last minutes; :meth:`result` waits and merges.  Small objects, one core,
+    or no fork: nothing starts, and :meth:`result` decodes in this process.
     """
-    jobs = default_jobs() if jobs is None else jobs
-    total = sum(len(s.data) for s in sections)
-    parts: list[tuple[int, int, int]] = []
-    results: list[Scan] = []
-    if jobs > 1 and total >= PARALLEL_MIN_BYTES:
-        parts = chunks(sections, starts, jobs * _CHUNKS_PER_JOB)
-        results = _run_pool(sections, bitness, table, parts, jobs, starts, roots)
-    if not results:  # small, one core, or no pool to be had
-        parts = [(i, s.address, s.address + len(s.data)) for i, s in enumerate(sections)]
-        results = [scan_range(s, lo, hi, bitness, table)
-                   for s, (_, lo, hi) in zip(sections, parts, strict=True)]
+
+    def __init__(self, sections: Sequence[Section], bitness: int, table: Sequence[int],
+                 jobs: int | None = None) -> None:
+        self.sections = list(sections)
+        self.bitness = bitness
+        self.table = table
+        self.jobs = default_jobs() if jobs is None else jobs
+        self._pool: ProcessPoolExecutor | None = None
+        self._parts: list[tuple[int, int, int]] = []
+        self._chunks: list[Future[Scan]] = []
+        self._blocks: list[Future[dict[int, tuple[int, list[int]]]]] = []
+
+    def __enter__(self) -> Decoding:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def parallel(self) -> bool:
+        return self._pool is not None
+
+    def start(self, cuts: Sequence[int], *, more_cuts_coming: bool = False) -> bool:
+        """Hand the chunks, cut at sorted ``cuts`` (function starts), to forked workers.
+
+        False when not started: the code is too small, one core, no fork, or
+        (with ``more_cuts_coming``) ``cuts`` too sparse to give every worker
+        its share (call again with more).
+        """
+        total = sum(len(s.data) for s in self.sections)
+        if self._pool is not None or self.jobs < 2 or total < PARALLEL_MIN_BYTES:
+            return self._pool is not None
+        pieces = self.jobs * _CHUNKS_PER_JOB
+        parts = chunks(self.sections, cuts, pieces)
+        share = max(total // pieces, _MIN_CHUNK)
+        if more_cuts_coming and max(hi - lo for _, lo, hi in parts) > 2 * share:
+            return False  # e.g. no .eh_frame_hdr: wait for the symbols' starts
+        started = _fork_pool(self.sections, self.bitness, self.table, parts,
+                             min(self.jobs, len(parts)))
+        if started is None:
+            return False
+        pool, self._chunks = started
+        self._pool, self._parts = pool, parts
+        return True
+
+    def add_roots(self, roots: Sequence[int], starts: Sequence[int]) -> None:
+        """Decode the entry blocks of sorted ``roots`` in the workers (only when started).
+
+        ``starts``: every sorted function start (a function ends at the next).
+        """
+        if self._pool is None or not roots:
+            return
+        after = dict(pairwise(starts))
+        ends = [after.get(root, 2**64 - 1) for root in roots]
+        step = -(-len(roots) // (self.jobs * _CHUNKS_PER_JOB))
+        try:
+            for i in range(0, len(roots), step):
+                self._blocks.append(self._pool.submit(
+                    _entry_blocks, array("Q", roots[i:i + step]), array("Q", ends[i:i + step])))
+        except (OSError, BrokenProcessPool):
+            self._blocks = []  # the audit decodes them itself
+
+    def result(self) -> Scan:
+        """The merged scan: the single decoder's stream over every section."""
+        results: list[Scan] = []
+        blocks: dict[int, tuple[int, list[int]]] = {}
+        if self._pool is not None:
+            try:
+                results = [f.result() for f in self._chunks]
+                for future in self._blocks:
+                    blocks.update(future.result())
+            except (OSError, BrokenProcessPool):
+                results, blocks = [], {}
+            self.close()
+        parts = self._parts
+        if not results:  # small, one core, or no pool to be had
+            parts = [(i, s.address, s.address + len(s.data)) for i, s in enumerate(self.sections)]
+            results = [scan_range(s, lo, hi, self.bitness, self.table)
+                       for s, (_, lo, hi) in zip(self.sections, parts, strict=True)]
+        merged = _merge(self.sections, self.bitness, self.table, parts, results)
+        merged.blocks.update(blocks)
+        return merged
+
+    def close(self) -> None:
+        """Stop the workers (the next fork must not inherit this pool's thread)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def _merge(sections: Sequence[Section], bitness: int, table: Sequence[int],
+           parts: Sequence[tuple[int, int, int]], results: Sequence[Scan]) -> Scan:
+    """The chunks' scans as one; a chunk that does not start where the last one ended is
+    decoded again from there."""
     merged = Scan([], [], False, 0)
     previous: tuple[int, int] | None = None  # (section index, end) of the last chunk
     for (index, lo, hi), result in zip(parts, results, strict=True):
@@ -211,28 +303,45 @@ def scan(sections: Sequence[Section], bitness: int, table: Sequence[int], starts
         merged.probes.extend(result.probes)
         merged.legacy_sse = merged.legacy_sse or result.legacy_sse
         merged.end = result.end
-        merged.blocks.update(result.blocks)
         previous = (index, result.end)
     return merged
 
 
-def _run_pool(sections: Sequence[Section], bitness: int, table: Sequence[int],
-              parts: list[tuple[int, int, int]], jobs: int, starts: Sequence[int],
-              roots: Sequence[int]) -> list[Scan]:
-    """Each part's scan, by ``jobs`` forked processes; [] when no pool can be had."""
+def scan(sections: Sequence[Section], bitness: int, table: Sequence[int], starts: Sequence[int],
+         jobs: int | None = None, roots: Sequence[int] = ()) -> Scan:
+    """Decode every section, in parallel when there is enough code and more than one core.
+
+    ``starts`` are sorted function start addresses (where chunks may be cut,
+    and where functions end).  In parallel, the entry blocks of ``roots``
+    (sorted function starts) are decoded by the workers too, into ``blocks``.
+    The result's ``end`` is meaningless for several sections.
+    """
+    with Decoding(sections, bitness, table, jobs) as decoding:
+        decoding.start(starts)
+        decoding.add_roots(roots, starts)
+        return decoding.result()
+
+
+def _fork_pool(sections: Sequence[Section], bitness: int, table: Sequence[int],
+               parts: Sequence[tuple[int, int, int]], workers: int
+               ) -> tuple[ProcessPoolExecutor, list[Future[Scan]]] | None:
+    """``workers`` forked processes, given ``parts``; None when no pool can be had."""
     global _JOB
     if multiprocessing.current_process().daemon:
-        return []  # a daemonic worker of someone else's pool may not have children
+        return None  # a daemonic worker of someone else's pool may not have children
     try:
         context = multiprocessing.get_context("fork")
     except ValueError:  # no fork on this platform
-        return []
-    _JOB = (sections, bitness, table, starts, roots)
+        return None
+    _JOB = (sections, bitness, table)
+    pool = None
     try:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(parts)), mp_context=context) as pool:
-            futures = [pool.submit(_scan_chunk, *part) for part in parts]
-            return [f.result() for f in futures]
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        # the first submit forks every worker: they inherit _JOB as it is now
+        return pool, [pool.submit(_scan_chunk, *part) for part in parts]
     except (OSError, BrokenProcessPool):
-        return []
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return None
     finally:
         _JOB = None
