@@ -241,7 +241,7 @@ class CodeSection:
     data: bytes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FunctionSymbol:
     """A function symbol from ``.symtab`` or ``.dynsym``."""
 

@@ -22,12 +22,10 @@ from __future__ import annotations
 import bisect
 import multiprocessing
 import os
-from array import array
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
-from itertools import pairwise
+from dataclasses import dataclass
 
 from iced_x86 import Code, Decoder
 
@@ -66,8 +64,6 @@ class Scan:
     probes: list[int]  # addresses of cpuid/xgetbv
     legacy_sse: bool  # at least one legacy-encoded SSE/SSE2 vector instruction
     end: int  # where the stream's last instruction ends
-    #: entry blocks decoded beside the scan: function start -> (block end, call/jump targets)
-    blocks: dict[int, tuple[int, list[int]]] = field(default_factory=dict)
 
 
 def default_jobs() -> int:
@@ -176,27 +172,14 @@ def _scan_chunk(index: int, lo: int, hi: int) -> Scan:
     return scan_range(sections[index], lo, hi, bitness, table)
 
 
-def _entry_blocks(roots: array[int], ends: array[int]) -> dict[int, tuple[int, list[int]]]:
-    """The entry blocks of ``roots`` (function starts; ``ends``: where each function ends)."""
-    assert _JOB is not None
-    sections, bitness, table = _JOB
-    bases = [s.address for s in sections]
-    blocks = {}
-    for root, end in zip(roots, ends, strict=True):
-        section = sections[bisect.bisect_right(bases, root) - 1]
-        end = min(end, section.address + len(section.data))
-        blocks[root] = entry_block(section, root, end, bitness, table)
-    return blocks
-
-
 class Decoding:
     """One object's scan, started as early as its code is known and collected at the end.
 
     :meth:`start` forks the workers and hands them the chunks as soon as the
-    code is read (the caller parses symbols meanwhile); :meth:`add_roots`
-    queues entry blocks behind the chunks, where they even out the workers'
-    last minutes; :meth:`result` waits and merges.  Small objects, one core,
-    or no fork: nothing starts, and :meth:`result` decodes in this process.
+    code is read; the caller reads the symbols and walks entry blocks
+    (:meth:`entry_block`) meanwhile, and :meth:`result` waits and merges.
+    Small objects, one core, or no fork: nothing starts, and :meth:`result`
+    decodes in this process.
     """
 
     def __init__(self, sections: Sequence[Section], bitness: int, table: Sequence[int],
@@ -205,20 +188,17 @@ class Decoding:
         self.bitness = bitness
         self.table = table
         self.jobs = default_jobs() if jobs is None else jobs
+        self._by_address = sorted(self.sections, key=lambda s: s.address)
+        self._bases = [s.address for s in self._by_address]
         self._pool: ProcessPoolExecutor | None = None
         self._parts: list[tuple[int, int, int]] = []
         self._chunks: list[Future[Scan]] = []
-        self._blocks: list[Future[dict[int, tuple[int, list[int]]]]] = []
 
     def __enter__(self) -> Decoding:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    @property
-    def parallel(self) -> bool:
-        return self._pool is not None
 
     def start(self, cuts: Sequence[int], *, more_cuts_coming: bool = False) -> bool:
         """Hand the chunks, cut at sorted ``cuts`` (function starts), to forked workers.
@@ -239,47 +219,35 @@ class Decoding:
                              min(self.jobs, len(parts)))
         if started is None:
             return False
-        pool, self._chunks = started
-        self._pool, self._parts = pool, parts
+        self._pool, self._chunks = started
+        self._parts = parts
         return True
 
-    def add_roots(self, roots: Sequence[int], starts: Sequence[int]) -> None:
-        """Decode the entry blocks of sorted ``roots`` in the workers (only when started).
-
-        ``starts``: every sorted function start (a function ends at the next).
-        """
-        if self._pool is None or not roots:
-            return
-        after = dict(pairwise(starts))
-        ends = [after.get(root, 2**64 - 1) for root in roots]
-        step = -(-len(roots) // (self.jobs * _CHUNKS_PER_JOB))
-        try:
-            for i in range(0, len(roots), step):
-                self._blocks.append(self._pool.submit(
-                    _entry_blocks, array("Q", roots[i:i + step]), array("Q", ends[i:i + step])))
-        except (OSError, BrokenProcessPool):
-            self._blocks = []  # the audit decodes them itself
+    def entry_block(self, start: int, end: int) -> tuple[int, list[int]]:
+        """:func:`entry_block` of the function at ``start`` (ending at ``end``), in this process."""
+        index = bisect.bisect_right(self._bases, start) - 1
+        if index < 0:
+            return start, []
+        section = self._by_address[index]
+        if start >= section.address + len(section.data):
+            return start, []
+        return entry_block(section, start, end, self.bitness, self.table)
 
     def result(self) -> Scan:
         """The merged scan: the single decoder's stream over every section."""
         results: list[Scan] = []
-        blocks: dict[int, tuple[int, list[int]]] = {}
         if self._pool is not None:
             try:
                 results = [f.result() for f in self._chunks]
-                for future in self._blocks:
-                    blocks.update(future.result())
             except (OSError, BrokenProcessPool):
-                results, blocks = [], {}
+                results = []
             self.close()
         parts = self._parts
         if not results:  # small, one core, or no pool to be had
             parts = [(i, s.address, s.address + len(s.data)) for i, s in enumerate(self.sections)]
             results = [scan_range(s, lo, hi, self.bitness, self.table)
                        for s, (_, lo, hi) in zip(self.sections, parts, strict=True)]
-        merged = _merge(self.sections, self.bitness, self.table, parts, results)
-        merged.blocks.update(blocks)
-        return merged
+        return _merge(self.sections, self.bitness, self.table, parts, results)
 
     def close(self) -> None:
         """Stop the workers (the next fork must not inherit this pool's thread)."""
@@ -308,17 +276,14 @@ def _merge(sections: Sequence[Section], bitness: int, table: Sequence[int],
 
 
 def scan(sections: Sequence[Section], bitness: int, table: Sequence[int], starts: Sequence[int],
-         jobs: int | None = None, roots: Sequence[int] = ()) -> Scan:
+         jobs: int | None = None) -> Scan:
     """Decode every section, in parallel when there is enough code and more than one core.
 
-    ``starts`` are sorted function start addresses (where chunks may be cut,
-    and where functions end).  In parallel, the entry blocks of ``roots``
-    (sorted function starts) are decoded by the workers too, into ``blocks``.
+    ``starts`` are sorted function start addresses (where chunks may be cut).
     The result's ``end`` is meaningless for several sections.
     """
     with Decoding(sections, bitness, table, jobs) as decoding:
         decoding.start(starts)
-        decoding.add_roots(roots, starts)
         return decoding.result()
 
 
