@@ -39,8 +39,6 @@ LEGACY_SSE = 0x80  # an SSE/SSE2 vector instruction in its legacy (non-VEX) enco
 
 #: below this much code, one process decodes it all (a pool costs ~10-20 ms to start)
 PARALLEL_MIN_BYTES = 4 << 20
-#: chunks per worker: enough to even out functions of very different densities
-_CHUNKS_PER_JOB = 4
 #: no chunk smaller than this (each costs a task)
 _MIN_CHUNK = 1 << 18
 #: longer than any x86 instruction (15 bytes): decoding a window this long is
@@ -144,18 +142,24 @@ def _masks(table: Sequence[int]) -> tuple[list[int], list[int]]:
     return _MASK_CACHE[key]
 
 
-def chunks(sections: Sequence[Section], starts: Sequence[int], pieces: int) -> list[tuple[int, int,
-                                                                                          int]]:
-    """(section index, lo, hi) ranges of about equal size, cut at function ``starts``."""
-    total = sum(len(s.data) for s in sections)
-    target = max(total // max(pieces, 1), _MIN_CHUNK)
+def chunks(sections: Sequence[Section], starts: Sequence[int],
+           jobs: int) -> list[tuple[int, int, int]]:
+    """(section index, lo, hi) ranges cut at function ``starts``, large first, then smaller.
+
+    Each is about what is left over ``2 * jobs`` (guided scheduling): few
+    tasks, and the last ones so small that the workers finish together
+    (equal chunks left one core idle for half a chunk on average).
+    """
+    remaining = sum(len(s.data) for s in sections)
     result = []
     for index, section in enumerate(sections):
         lo, end = section.address, section.address + len(section.data)
         while lo < end:
-            cut = bisect.bisect_left(starts, lo + target)
+            size = max(remaining // (2 * max(jobs, 1)), _MIN_CHUNK)
+            cut = bisect.bisect_left(starts, lo + size)
             hi = starts[cut] if cut < len(starts) and starts[cut] < end else end
             result.append((index, lo, hi))
+            remaining -= hi - lo
             lo = hi
     return result
 
@@ -210,10 +214,9 @@ class Decoding:
         total = sum(len(s.data) for s in self.sections)
         if self._pool is not None or self.jobs < 2 or total < PARALLEL_MIN_BYTES:
             return self._pool is not None
-        pieces = self.jobs * _CHUNKS_PER_JOB
-        parts = chunks(self.sections, cuts, pieces)
-        share = max(total // pieces, _MIN_CHUNK)
-        if more_cuts_coming and max(hi - lo for _, lo, hi in parts) > 2 * share:
+        parts = chunks(self.sections, cuts, self.jobs)
+        first = max(total // (2 * self.jobs), _MIN_CHUNK)  # the largest chunk's size
+        if more_cuts_coming and max(hi - lo for _, lo, hi in parts) > 2 * first:
             return False  # e.g. no .eh_frame_hdr: wait for the symbols' starts
         started = _fork_pool(self.sections, self.bitness, self.table, parts,
                              min(self.jobs, len(parts)))
