@@ -366,27 +366,8 @@ def _audit(path: Path, arch_name: str, debug_file: Path | None, facts: CodeFacts
         probe_imports = sorted(facts.imports & PROBE_IMPORTS)
         if probe_imports:
             static_evidence.append(f"imports {', '.join(probe_imports)}")
-        blocks: dict[int, tuple[int, list[int]]] = {}
-
-        def entry_block(start: int) -> tuple[int, list[int]]:
-            """End of the straight-line block at ``start`` and its direct call/jump targets."""
-            block = blocks.get(start)
-            if block is None:
-                end = functions.end(functions.index(start))
-                block = blocks[start] = decoding.entry_block(start, end)
-            return block
-
         # rule 4: functions that run unconditionally
-        unconditional: set[int] = set()
-        todo = list(roots)
-        start_set = functions.start_set
-        while todo:
-            start = todo.pop()
-            if start in unconditional:
-                continue
-            unconditional.add(start)
-            # calls and jumps to a function's start (not into one, not to itself)
-            todo.extend(t for t in entry_block(start)[1] if t in start_set and t != start)
+        unconditional, blocks = decoding.reach(roots, functions.starts, functions.start_set)
         producers = tuple(sorted({cu.producer for cu in facts.compile_units}))
         ranks, build_rank = unit_ranks(facts.compile_units, arch_name)
 
@@ -405,8 +386,11 @@ def _audit(path: Path, arch_name: str, debug_file: Path | None, facts: CodeFacts
         if fn is None:
             name, exported = functions.name(index)
             start = functions.starts[index]
-            fn = audited[index] = FunctionAudit(name, start, functions.end(index), exported,
-                                                entry_end=entry_block(start)[0])
+            end = functions.end(index)
+            if start not in blocks:
+                blocks[start] = decoding.entry_block(start, end)
+            fn = audited[index] = FunctionAudit(name, start, end, exported,
+                                                entry_end=blocks[start][0])
         fn.hits.append((address, code))
 
     # dispatch evidence of the object (rule 3)
