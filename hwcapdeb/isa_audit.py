@@ -6,12 +6,19 @@ maps the features to glibc-hwcaps levels and attributes every instruction
 above the baseline to a function (``.symtab``/``.dynsym`` symbols, completed by
 the ``.eh_frame_hdr`` function table of stripped objects).
 
+The parts: :mod:`hwcapdeb.isa_codes` says what each iced ``Code`` is (its
+features, level rank and the hot loop's flag word), :mod:`hwcapdeb.isa_decode`
+decodes (on every core), :mod:`hwcapdeb.isa_producer` reads gcc's flags from
+DWARF, and this module attributes the findings to functions and judges them.
+
 Speed: iced decodes in Rust; the Python loop touches one attribute (``code``)
 per instruction and looks it up in a table precomputed over every ``Code``
-value, so the common baseline instruction costs a list index and nothing more;
-a large object's code is cut at function starts and decoded on every core
+value, so the common baseline instruction costs a list index and nothing more.
+A large object's code is cut at function starts and decoded on every core
 (:mod:`hwcapdeb.isa_decode`, which proves the chunks' streams are the
-single-decoder stream).
+single-decoder stream); the workers start as soon as the code is read, and
+this process reads the symbols and does every step that needs no scan (rule
+4's walk, IFUNC targets, DWARF) while they decode.
 
 Dispatched or leaked?  Code above a level is harmless if nothing executes it
 on a CPU below that level.  Proving that statically is undecidable; the

@@ -1,11 +1,14 @@
 """The instruction audit's hot loop: decode code with iced-x86, on every core.
 
-One flag word per iced ``Code`` value (built by :mod:`hwcapdeb.isa_audit`) says
+One flag word per iced ``Code`` value (built by :mod:`hwcapdeb.isa_codes`) says
 what an instruction form is to the audit; the loop here touches one attribute
 per instruction (``code``) and keeps the rare instructions whose word is not
 zero.  Decoding is the cost (iced builds one Python object per instruction),
 so a large object's sections are cut into chunks at function starts and the
-chunks decoded by a pool of forked processes, one per core.
+chunks decoded by a pool of forked processes, one per core
+(:class:`Decoding`): started as soon as the code is read, so that the caller
+parses symbols and walks entry blocks (:meth:`Decoding.reach`) meanwhile,
+with chunks that shrink towards the end so the workers finish together.
 
 A chunk is decoded as its own stream from its first byte.  Function starts are
 instruction boundaries in compiler output, but nothing guarantees it
