@@ -240,10 +240,11 @@ class Decoding:
         return entry_block(section, start, end, self.bitness, self.table)
 
     def reach(self, roots: Iterable[int], starts: Sequence[int],
-              start_set: Container[int]) -> tuple[set[int], dict[int, tuple[int, list[int]]]]:
+              start_set: Container[int]) -> tuple[set[int], dict[int, int]]:
         """The functions ``roots`` reach through direct calls and jumps in entry blocks.
 
-        Also returns the entry blocks decoded on the way (start -> :func:`entry_block`).
+        Also returns where the entry blocks decoded on the way end (start -> the
+        first value of :func:`entry_block`).
         ``starts``: sorted function starts, all in ``start_set`` (a function ends at the
         next start or its section's end); a target counts when it is a function's start
         other than its own.  :meth:`entry_block` inlined: some 10^5 blocks in a large
@@ -253,7 +254,7 @@ class Decoding:
         flow = [w & (CALL | JUMP | ENDER) for w in table]
         spans = [(s.address, s.address + len(s.data), s.data) for s in self._by_address]
         right = bisect.bisect_right
-        blocks: dict[int, tuple[int, list[int]]] = {}
+        ends: dict[int, int] = {}
         reached: set[int] = set()
         todo = list(roots)
         while todo:
@@ -263,7 +264,7 @@ class Decoding:
             reached.add(start)
             k = right(bases, start) - 1
             if k < 0 or start >= spans[k][1]:
-                blocks[start] = (start, [])
+                ends[start] = start
                 continue
             lo, hi, data = spans[k]
             after = right(starts, start)
@@ -279,9 +280,9 @@ class Decoding:
                     if word & ENDER:
                         block_end = ins.ip
                         break
-            blocks[start] = (block_end, targets)
+            ends[start] = block_end
             todo.extend(t for t in targets if t in start_set and t != start)
-        return reached, blocks
+        return reached, ends
 
     def result(self) -> Scan:
         """The merged scan: the single decoder's stream over every section."""
