@@ -379,8 +379,8 @@ def _audit(path: Path, arch_name: str, debug_file: Path | None, facts: CodeFacts
         producers = tuple(sorted({cu.producer for cu in facts.compile_units}))
         ranks, build_rank = unit_ranks(facts.compile_units, arch_name)
         code_size, decoded = facts.code_size, sum(len(s.data) for s in facts.sections)
-        # freed now, while the workers decode, rather than after them (libLLVM: 10^5
-        # symbol objects, 10 ms)
+        # freed now, while the workers decode, rather than after them (libLLVM: 37 000
+        # symbols, 10 ms)
         del facts
 
         scanned = decoding.result()

@@ -184,9 +184,9 @@ class Decoding:
 
     :meth:`start` forks the workers and hands them the chunks as soon as the
     code is read; the caller reads the symbols and walks entry blocks
-    (:meth:`entry_block`) meanwhile, and :meth:`result` waits and merges.
-    Small objects, one core, or no fork: nothing starts, and :meth:`result`
-    decodes in this process.
+    (:meth:`reach`) meanwhile, and :meth:`result` waits and merges.  Small
+    objects, one core, or no fork: nothing starts, and :meth:`result` decodes
+    in this process.
     """
 
     def __init__(self, sections: Sequence[Section], bitness: int, table: Sequence[int],
@@ -241,14 +241,15 @@ class Decoding:
 
     def reach(self, roots: Iterable[int], starts: Sequence[int],
               start_set: Container[int]) -> tuple[set[int], dict[int, int]]:
-        """The functions ``roots`` reach through direct calls and jumps in entry blocks.
+        """The functions ``roots`` reach through direct calls and jumps in entry blocks,
+        and where each entry block decoded on the way ends (start -> block end).
 
-        Also returns where the entry blocks decoded on the way end (start -> the
-        first value of :func:`entry_block`).
-        ``starts``: sorted function starts, all in ``start_set`` (a function ends at the
-        next start or its section's end); a target counts when it is a function's start
-        other than its own.  :meth:`entry_block` inlined: some 10^5 blocks in a large
-        library, where the calls cost as much as the decoding.
+        ``starts``: every function start, sorted (a function ends at the next one
+        or at its section's end), and ``start_set`` the same as a set.  A call or
+        jump counts when it targets a function's start other than its own.  The
+        blocks are :func:`entry_block`'s, decoded in one loop: a large library has
+        tens of thousands of them, a few instructions each, and a call apiece
+        would cost as much as their decoding.
         """
         bitness, table, bases = self.bitness, self.table, self._bases
         flow = [w & (CALL | JUMP | ENDER) for w in table]
