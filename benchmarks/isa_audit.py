@@ -9,12 +9,16 @@ tools read the whole file and decode every executable section; objdump's
 output goes to /dev/null.  Each round runs the audit on every core, the audit
 on one core and objdump once each, one after the other, so the load of a
 shared machine hits all alike.  Prints seconds, MB/s of code and the ratios;
-exits 1 when the audit on every core is not ``--target`` times faster.
+exits 1 when the audit on every core is not ``--target`` times faster.  The
+CPU seconds beside each time (the audit's workers included) say how much of
+a slow run was the machine's other load.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -40,10 +44,18 @@ def largest_library(root: Path) -> Path:
     return max(candidates, key=lambda p: read_code(p).code_size)
 
 
-def timed(action: Callable[[], object]) -> float:
-    start = time.perf_counter()
+def cpu_seconds() -> float:
+    """CPU time of this process and of its reaped children (the audit's workers, objdump)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), \
+        resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def timed(action: Callable[[], object]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of ``action``: CPU time does not move with the load."""
+    start, cpu = time.perf_counter(), cpu_seconds()
     action()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, cpu_seconds() - cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,17 +83,20 @@ def main(argv: list[str] | None = None) -> int:
     }
     if jobs == 1:
         del contenders["hwcapdeb audit, 1 process"]
-    times: dict[str, list[float]] = {name: [] for name in contenders}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
+    load_before = os.getloadavg()[0]
     for _ in range(args.repeat):
         # one round: every contender once, side by side, so machine load hits all alike
         for name, action in contenders.items():
             times[name].append(timed(action))
     mb = code / 1e6
     print(f"library: {library} ({library.stat().st_size / 1e6:.1f} MB file, {mb:.1f} MB code)")
-    print(f"cores: {default_jobs()}, rounds: {args.repeat} (best of each shown)")
-    best = {name: min(values) for name, values in times.items()}
-    for name, seconds in best.items():
-        print(f"{name + ':':34s} {seconds:7.2f} s  {mb / seconds:6.1f} MB/s")
+    print(f"cores: {default_jobs()}, rounds: {args.repeat} (best of each shown), "
+          f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
+    fastest = {name: min(values) for name, values in times.items()}
+    best = {name: wall for name, (wall, _) in fastest.items()}
+    for name, (seconds, cpu) in fastest.items():
+        print(f"{name + ':':34s} {seconds:7.2f} s  {mb / seconds:6.1f} MB/s  (CPU {cpu:.2f} s)")
     audit_name = next(iter(contenders))
     ratio = best["objdump -d"] / best[audit_name]
     verdict = "met" if ratio >= args.target else "NOT met"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +41,7 @@ class CodeSection:
     data: bytes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FunctionSymbol:
     """A function symbol from ``.symtab`` or ``.dynsym``."""
 
@@ -260,18 +260,25 @@ def _compile_units(elf: ELFFile) -> list[CompileUnit]:
     return units
 
 
-def read_code(path: Path, *, debug_file: Path | None = None) -> CodeFacts:
+def read_code(path: Path, *, debug_file: Path | None = None,
+              on_code: Callable[[Sequence[CodeSection], Sequence[int], int], object] | None = None
+              ) -> CodeFacts:
     """Executable sections, function symbols, unwind boundaries and DWARF producers.
 
     ``debug_file`` is a separate debug file (``/usr/lib/debug/.build-id/...``) whose
-    ``.symtab`` and DWARF complete a stripped object.  InputError on corrupt input.
+    ``.symtab`` and DWARF complete a stripped object.  ``on_code(sections,
+    unwind_starts, elf_class)`` is called as soon as those are read, before the
+    symbols and DWARF (the slow part): the audit starts decoding meanwhile.
+    InputError on corrupt input.
     """
     try:
         with _open(path) as fh:
             elf = ELFFile(fh)
             sections = _code_sections(elf)
-            functions, imports = _function_symbols(elf)
             starts = _unwind_starts(elf)
+            if on_code is not None:
+                on_code(sections, starts, elf.elfclass)
+            functions, imports = _function_symbols(elf)
             init = _init_array(elf)
             units = _compile_units(elf)
             build_id = None

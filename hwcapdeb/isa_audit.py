@@ -6,12 +6,19 @@ maps the features to glibc-hwcaps levels and attributes every instruction
 above the baseline to a function (``.symtab``/``.dynsym`` symbols, completed by
 the ``.eh_frame_hdr`` function table of stripped objects).
 
+The parts: :mod:`hwcapdeb.isa_codes` says what each iced ``Code`` is (its
+features, level rank and the hot loop's flag word), :mod:`hwcapdeb.isa_decode`
+decodes (on every core), :mod:`hwcapdeb.isa_producer` reads gcc's flags from
+DWARF, and this module attributes the findings to functions and judges them.
+
 Speed: iced decodes in Rust; the Python loop touches one attribute (``code``)
 per instruction and looks it up in a table precomputed over every ``Code``
-value, so the common baseline instruction costs a list index and nothing more;
-a large object's code is cut at function starts and decoded on every core
+value, so the common baseline instruction costs a list index and nothing more.
+A large object's code is cut at function starts and decoded on every core
 (:mod:`hwcapdeb.isa_decode`, which proves the chunks' streams are the
-single-decoder stream).
+single-decoder stream); the workers start as soon as the code is read, and
+this process reads the symbols and does every step that needs no scan (rule
+4's walk, IFUNC targets, DWARF) while they decode.
 
 Dispatched or leaked?  Code above a level is harmless if nothing executes it
 on a CPU below that level.  Proving that statically is undecidable; the
@@ -52,48 +59,19 @@ count: it silently computes ``BSR`` on old CPUs.
 from __future__ import annotations
 
 import bisect
+import gc
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 
-from iced_x86 import Code, CpuidFeature, Decoder, EncodingKind, FlowControl, Instruction, Mnemonic
+from iced_x86 import Decoder
 
 from hwcapdeb import isa_decode
-from hwcapdeb.elf_code import CodeFacts, read_code
-from hwcapdeb.profiles import Architecture, architecture
+from hwcapdeb.elf_code import CodeFacts, CodeSection, read_code
+from hwcapdeb.isa_codes import code_info, level_table, scan_table
+from hwcapdeb.isa_producer import unit_ranks
 
-
-def _int_constants(namespace: object, lower: bool = False) -> dict[int, str]:
-    """value -> name of an iced-x86 enum-like module (CpuidFeature, Code, Mnemonic)."""
-    result = {}
-    for name in dir(namespace):
-        value = getattr(namespace, name)
-        if not name.startswith("_") and isinstance(value, int):
-            result[value] = name.lower() if lower else name
-    return result
-
-
-#: CpuidFeature value -> name ("AVX2")
-FEATURE_NAMES = _int_constants(CpuidFeature)
-_CODE_NAMES = _int_constants(Code)
-_MNEMONIC_NAMES = _int_constants(Mnemonic, lower=True)
-
-#: Features every x86-64 CPU has (the psABI baseline plus what x86-64 implies).
-BASELINE_FEATURES = frozenset({
-    "INTEL8086", "INTEL186", "INTEL286", "INTEL386", "INTEL486", "X64", "CPUID", "TSC",
-    "CMOV", "CX8", "FPU", "FPU287", "FPU387", "MMX", "SSE", "SSE2", "FXSR", "SYSCALL",
-    "CLFSH", "PAUSE",
-})
-#: Encodings that never fault on a CPU without the feature (hint/NOP space).
-HINT_FEATURES = frozenset({"MULTIBYTENOP", "CET_IBT", "HLE", "MPX", "PREFETCHW"})
-#: Instructions that never fault: TZCNT runs as BSF (GCC relies on it), the
-#: shadow-stack reads are NOPs without CET.
-HINT_MNEMONICS = frozenset({"tzcnt", "rdsspd", "rdsspq", "incsspd", "incsspq", "endbr64",
-                            "endbr32"})
-#: Instructions that are the CPU check itself: evidence of run-time dispatch.
-PROBE_MNEMONICS = frozenset({"cpuid", "xgetbv"})
 #: Imports that mean "this object asks the CPU at run time".
 PROBE_IMPORTS = frozenset({
     "__cpu_model", "__cpu_indicator_init", "__cpu_features2", "__get_cpu_features",
@@ -106,146 +84,6 @@ _ISA_TOKEN = re.compile(
     r"rtm|xop|avxvnni|amx)",
     re.IGNORECASE,
 )
-
-# Per-Code flags of the scan table (one small int per Code value), see isa_decode.
-_RANK_MASK = isa_decode.RANK_MASK
-_ENDER = isa_decode.ENDER
-_CALL = isa_decode.CALL
-_JUMP = isa_decode.JUMP
-_PROBE = isa_decode.PROBE
-_LEGACY_SSE = isa_decode.LEGACY_SSE
-
-#: SSE/SSE2-era instructions that are no vector work: compilers emit them under any -m flags
-_NOT_VECTOR = frozenset({
-    "prefetchnta", "prefetcht0", "prefetcht1", "prefetcht2", "lfence", "mfence", "sfence",
-    "pause", "clflush", "movnti", "fxsave", "fxrstor", "fxsave64", "fxrstor64",
-})
-
-
-@dataclass(frozen=True)
-class LevelTable:
-    """Feature name -> level rank for one architecture (``rank`` as in profiles.Level)."""
-
-    arch: Architecture
-    rank_of: dict[str, int]
-
-    @property
-    def beyond(self) -> int:
-        """Rank of features no level guarantees (AES, SHA, AVX512_VNNI...)."""
-        return len(self.arch.all_levels)
-
-    def level_name(self, rank: int) -> str:
-        if rank >= self.beyond:
-            return "beyond every level"
-        return self.arch.all_levels[rank].name
-
-    def feature_rank(self, name: str) -> int:
-        if name in BASELINE_FEATURES:
-            return 0
-        return self.rank_of.get(name, self.beyond)
-
-
-@cache
-def level_table(arch_name: str = "amd64") -> LevelTable:
-    arch = architecture(arch_name)
-    rank_of: dict[str, int] = {}
-    for level in arch.all_levels:
-        for feature in level.adds:
-            rank_of.setdefault(feature, level.rank)
-    return LevelTable(arch, rank_of)
-
-
-@dataclass(frozen=True)
-class CodeInfo:
-    """What the audit knows about one ``Code`` (instruction form)."""
-
-    mnemonic: str
-    features: tuple[str, ...]  # CPUID features that count (hints dropped)
-    rank: int
-    vex: bool = False  # VEX or EVEX encoded
-    legacy_sse: bool = False  # SSE/SSE2 vector work in the legacy encoding
-
-
-@cache
-def _code_info(code: int, arch_name: str) -> CodeInfo:
-    table = level_table(arch_name)
-    ins = Instruction.create(code)  # type: ignore[arg-type]  # Code is an int
-    mnemonic = _MNEMONIC_NAMES.get(ins.mnemonic, "?")
-    names = tuple(FEATURE_NAMES.get(f, str(f)) for f in ins.cpuid_features())
-    if mnemonic in HINT_MNEMONICS:
-        counted: tuple[str, ...] = ()
-    else:
-        counted = tuple(n for n in names if n not in HINT_FEATURES and n not in BASELINE_FEATURES)
-    rank = max((table.feature_rank(n) for n in counted), default=0)
-    vex = ins.encoding in (EncodingKind.VEX, EncodingKind.EVEX)
-    legacy_sse = (ins.encoding == EncodingKind.LEGACY and bool({"SSE", "SSE2"} & set(names))
-                  and mnemonic not in _NOT_VECTOR)
-    return CodeInfo(mnemonic, counted, rank, vex, legacy_sse)
-
-
-@cache
-def _scan_table(arch_name: str) -> list[int]:
-    """One flag word per Code value: rank, control flow, probe (see the _* constants)."""
-    size = max(_CODE_NAMES) + 1
-    flags = [0] * size
-    for code in range(1, size):
-        try:
-            ins = Instruction.create(code)  # type: ignore[arg-type]
-        except (ValueError, TypeError):
-            continue
-        info = _code_info(code, arch_name)
-        word = min(info.rank, _RANK_MASK)
-        flow = ins.flow_control
-        if flow in (FlowControl.CONDITIONAL_BRANCH, FlowControl.INDIRECT_BRANCH,
-                    FlowControl.RETURN, FlowControl.EXCEPTION, FlowControl.XBEGIN_XABORT_XEND):
-            word |= _ENDER
-        elif flow == FlowControl.UNCONDITIONAL_BRANCH:
-            word |= _ENDER | _JUMP
-        elif flow == FlowControl.CALL:
-            word |= _CALL
-        if info.mnemonic in PROBE_MNEMONICS:
-            word |= _PROBE
-        if info.legacy_sse:
-            word |= _LEGACY_SSE
-        flags[code] = word
-    return flags
-
-
-#: ISA options of a DW_AT_producer string (gcc records them, -grecord-gcc-switches)
-_PRODUCER_ISA = re.compile(
-    r"(?<!\S)(-march=\S+|-m(?:no-)?(?:avx\S*|sse\S*|ssse3|fma\S*|bmi\S*|popcnt|lzcnt|movbe|"
-    r"f16c|aes|pclmul|sha|adx|rdrnd|rdseed|vaes|vpclmulqdq|gfni|xop|abm))(?!\S)"
-)
-#: gcc macro name -> CPUID feature name, where they differ
-_MACRO_FEATURE = {"BMI": "BMI1", "PCLMUL": "PCLMULQDQ", "RDRND": "RDRAND", "SHA": "SHA"}
-
-
-def producer_isa_flags(producer: str) -> tuple[str, ...]:
-    """The ISA options (``-march=haswell``, ``-mavx2``) of one DW_AT_producer string."""
-    return tuple(_PRODUCER_ISA.findall(producer))
-
-
-@cache
-def flags_rank(flags: tuple[str, ...], arch_name: str = "amd64") -> int:
-    """Level rank the compiler may assume with ``flags``: the compiler itself says.
-
-    -1 when the compiler is missing or rejects the flags (no evidence then).
-    """
-    from hwcapdeb.errors import HwcapdebError
-    from hwcapdeb.profiles import compiler_feature_macros
-
-    if not flags:
-        return 0
-    try:
-        macros = compiler_feature_macros("gcc", flags)
-    except HwcapdebError:
-        return -1
-    table = level_table(arch_name)
-    # only level features count: those gcc emits on its own (vectorizing, bit tricks);
-    # -march=x86-64-v3 also enables XSAVE, which no compiler emits unasked
-    features = {_MACRO_FEATURE.get(m, m) for m in macros} & set(table.rank_of)
-    return max((table.feature_rank(f) for f in features), default=0)
-
 
 @dataclass
 class FunctionAudit:
@@ -260,7 +98,7 @@ class FunctionAudit:
     dispatch_reason: str | None = None  # rules 1 and 2 of the module docstring
 
     def max_rank(self, arch_name: str = "amd64") -> int:
-        return max((_code_info(c, arch_name).rank for _, c in self.hits), default=0)
+        return max((code_info(c, arch_name).rank for _, c in self.hits), default=0)
 
 
 
@@ -304,7 +142,7 @@ class IsaAudit:
         """Every counted feature the code uses anywhere, dispatched or not."""
         return frozenset(
             f for fn in self.functions for _, c in fn.hits
-            for f in _code_info(c, self.arch).features
+            for f in code_info(c, self.arch).features
         )
 
     @property
@@ -320,18 +158,18 @@ class IsaAudit:
         table = level_table(self.arch)
         result = []
         for fn in self.functions:
-            above = [(a, c) for a, c in fn.hits if _code_info(c, self.arch).rank > rank]
+            above = [(a, c) for a, c in fn.hits if code_info(c, self.arch).rank > rank]
             if not above:
                 continue
             dispatched, reason, convicted = self._judge(fn, rank, above)
             shown = above if dispatched else convicted
             address, code = shown[0]
-            top = max(_code_info(c, self.arch).rank for _, c in shown)
+            top = max(code_info(c, self.arch).rank for _, c in shown)
             features = _features_above(shown, rank, self.arch)
             result.append(Finding(
                 function=fn.name,
                 address=address,
-                mnemonic=_code_info(code, self.arch).mnemonic,
+                mnemonic=code_info(code, self.arch).mnemonic,
                 features=features,
                 rank=top,
                 dispatched=dispatched,
@@ -354,7 +192,7 @@ class IsaAudit:
             return True, fn.dispatch_reason, []
 
         def upto(cap: int) -> list[tuple[int, int]]:
-            return [(a, c) for a, c in above if _code_info(c, self.arch).rank <= cap]
+            return [(a, c) for a, c in above if code_info(c, self.arch).rank <= cap]
 
         # DWARF: when *every* compiled unit assumed more than the level (the global flags:
         # "baseline built with -march=native"), code those flags explain cannot be dispatched;
@@ -387,7 +225,7 @@ class IsaAudit:
 
 def _features_above(hits: list[tuple[int, int]], rank: int, arch_name: str) -> tuple[str, ...]:
     table = level_table(arch_name)
-    names = {n for _, c in hits for n in _code_info(c, arch_name).features
+    names = {n for _, c in hits for n in code_info(c, arch_name).features
              if table.feature_rank(n) > rank}
     return tuple(sorted(names))
 
@@ -430,73 +268,44 @@ def isa_token(name: str, features: Iterable[str] = ()) -> str | None:
     return None
 
 
-def _scan_sections(facts: CodeFacts, arch_name: str, starts: list[int], jobs: int | None = None,
-                   roots: list[int] | None = None) -> tuple[int, isa_decode.Scan]:
-    """The hot loop (:mod:`hwcapdeb.isa_decode`, on every core for large objects).
+class _Functions:
+    """Where the object's functions start and end, and their names.
 
-    Above-baseline instructions, CPU probes, and whether any legacy SSE
-    instruction exists.  Control flow is decoded only for the entry blocks
-    rule 4 visits: those of the ``roots`` by the workers, when there are
-    workers, the others when visited.
+    Starts are symbols, the unwind table's entries (static functions of
+    stripped objects) and section starts; a function ends at the next start
+    or at its section's end.
     """
-    sections = [isa_decode.Section(s.address, s.data) for s in facts.sections]
-    result = isa_decode.scan(sections, facts.elf_class, _scan_table(arch_name), starts, jobs,
-                             roots or [])
-    return sum(len(s.data) for s in sections), result
 
+    def __init__(self, facts: CodeFacts) -> None:
+        names: dict[int, tuple[str, bool]] = {}
+        for fn in facts.functions:
+            old = names.get(fn.start)
+            # prefer an exported name, then the shortest (aliases: __foo vs foo)
+            if old is None or (fn.exported and not old[1]) or (
+                fn.exported == old[1] and len(fn.name) < len(old[0])
+            ):
+                names[fn.start] = (fn.name, fn.exported)
+        self.names = names
+        self.starts = sorted({*names, *facts.unwind_starts, *(s.address for s in facts.sections)})
+        self.start_set = set(self.starts)
+        self._sections = sorted((s.address, s.address + len(s.data)) for s in facts.sections)
 
-def _entry_block(facts: CodeFacts, start: int, end: int, arch_name: str) -> tuple[int, list[int]]:
-    """End of the straight-line block at ``start`` and the direct call/jump targets in it."""
-    for section in facts.sections:
-        if section.address <= start < section.address + len(section.data):
-            return isa_decode.entry_block(isa_decode.Section(section.address, section.data),
-                                          start, end, facts.elf_class, _scan_table(arch_name))
-    return start, []
+    def index(self, address: int) -> int:
+        """Index in ``starts`` of the function holding ``address`` (-1: before them all)."""
+        return bisect.bisect_right(self.starts, address) - 1
 
-
-def _boundaries(facts: CodeFacts) -> tuple[list[int], dict[int, tuple[str, bool]]]:
-    """Sorted function starts and start -> (name, exported)."""
-    names: dict[int, tuple[str, bool]] = {}
-    for fn in facts.functions:
-        old = names.get(fn.start)
-        # prefer an exported name, then the shortest (aliases: __foo vs foo)
-        if old is None or (fn.exported and not old[1]) or (
-            fn.exported == old[1] and len(fn.name) < len(old[0])
-        ):
-            names[fn.start] = (fn.name, fn.exported)
-    starts = sorted(set(names) | set(facts.unwind_starts) | {s.address for s in facts.sections})
-    return starts, names
-
-
-def audit(path: Path, *, arch_name: str = "amd64", debug_file: Path | None = None,
-          facts: CodeFacts | None = None, jobs: int | None = None) -> IsaAudit:
-    """Decode ``path``'s code and attribute every above-baseline instruction to a function.
-
-    ``jobs``: processes that decode a large object's code (default: every core).
-    """
-    facts = facts or read_code(path, debug_file=debug_file)
-    starts, names = _boundaries(facts)
-    start_set = set(starts)
-    # rule 4's roots: exported functions and constructors
-    roots = {f.start for f in facts.functions if f.exported and f.kind == "STT_FUNC"}
-    roots |= set(facts.init_array)
-    roots &= start_set
-    size, scanned = _scan_sections(facts, arch_name, starts, jobs, sorted(roots))
-    hits, probes, legacy_sse = scanned.hits, scanned.probes, scanned.legacy_sse
-    section_ends = sorted((s.address, s.address + len(s.data)) for s in facts.sections)
-
-    def function_index(address: int) -> int:
-        return bisect.bisect_right(starts, address) - 1
-
-    def function_end(index: int) -> int:
+    def end(self, index: int) -> int:
+        starts = self.starts
         start = starts[index]
         nxt = starts[index + 1] if index + 1 < len(starts) else 2**64
-        for lo, hi in section_ends:
+        for lo, hi in self._sections:
             if lo <= start < hi:
                 return min(nxt, hi)
         return nxt
 
-    def name_of(index: int) -> tuple[str, bool]:
+    def name(self, index: int) -> tuple[str, bool]:
+        """(name, exported) of the function at ``index``."""
+        starts, names = self.starts, self.names
         start = starts[index]
         if start in names:
             return names[start]
@@ -506,112 +315,142 @@ def audit(path: Path, *, arch_name: str = "amd64", debug_file: Path | None = Non
                 return f"{names[starts[j]][0]}+0x{start - starts[j]:x}", False
         return f"fun_{start:x}", False
 
-    blocks: dict[int, tuple[int, list[int]]] = scanned.blocks
 
-    def entry_block(index: int) -> tuple[int, list[int]]:
-        start = starts[index]
-        if start not in blocks:
-            blocks[start] = _entry_block(facts, start, function_end(index), arch_name)
-        return blocks[start]
+def audit(path: Path, *, arch_name: str = "amd64", debug_file: Path | None = None,
+          facts: CodeFacts | None = None, jobs: int | None = None) -> IsaAudit:
+    """Decode ``path``'s code and attribute every above-baseline instruction to a function.
 
-    def entry_end(index: int) -> int:
-        return entry_block(index)[0]
+    ``jobs``: processes that decode a large object's code (default: every core).
+    """
+    # the audit of a large library makes some 10^5 objects (symbols, entry blocks) that
+    # hold no cycles; the cyclic collector's passes over them find nothing and cost a
+    # tenth of the parent's time (measured on libLLVM: 0.5 s -> 0.4 s of CPU)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _audit(path, arch_name, debug_file, facts, jobs)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _audit(path: Path, arch_name: str, debug_file: Path | None, facts: CodeFacts | None,
+           jobs: int | None) -> IsaAudit:
+    table = scan_table(arch_name)
+    decoding: isa_decode.Decoding | None = None
+
+    def start_decoding(sections: Sequence[CodeSection], unwind: Sequence[int],
+                       elf_class: int) -> None:
+        # the workers decode while this process reads the symbols: cut at the unwind
+        # table's function starts (sorted), which are known already
+        nonlocal decoding
+        decoding = isa_decode.Decoding([isa_decode.Section(s.address, s.data) for s in sections],
+                                       elf_class, table, jobs)
+        decoding.start(unwind, more_cuts_coming=True)
+
+    try:
+        if facts is None:
+            facts = read_code(path, debug_file=debug_file, on_code=start_decoding)
+        else:
+            start_decoding(facts.sections, facts.unwind_starts, facts.elf_class)
+        assert decoding is not None
+        functions = _Functions(facts)
+        # rule 4's roots: exported functions and constructors
+        roots = {f.start for f in facts.functions if f.exported and f.kind == "STT_FUNC"}
+        roots |= set(facts.init_array)
+        roots &= functions.start_set
+        decoding.start(functions.starts)  # if the unwind table was too sparse to cut at
+
+        # what needs no scan, while the workers decode: IFUNCs and their targets
+        # (rule 2), probing imports (rule 3), rule 4's walk, the compiler's flags
+        ifuncs = {f.start: f.name for f in facts.functions if f.kind == "STT_GNU_IFUNC"}
+        resolver_targets = _resolver_targets(
+            facts, {start: functions.end(functions.index(start)) for start in ifuncs}, ifuncs,
+            functions.start_set)
+        static_evidence = []
+        if ifuncs:
+            static_evidence.append(f"{len(ifuncs)} IFUNC resolver(s)")
+        probe_imports = sorted(facts.imports & PROBE_IMPORTS)
+        if probe_imports:
+            static_evidence.append(f"imports {', '.join(probe_imports)}")
+        # rule 4: functions that run unconditionally
+        unconditional, entry_ends = decoding.reach(roots, functions.starts,
+                                                   functions.start_set)
+        producers = tuple(sorted({cu.producer for cu in facts.compile_units}))
+        ranks, build_rank = unit_ranks(facts.compile_units, arch_name)
+        code_size, decoded = facts.code_size, sum(len(s.data) for s in facts.sections)
+        # freed now, while the workers decode, rather than after them (libLLVM: 37 000
+        # symbols, 10 ms)
+        del facts
+
+        scanned = decoding.result()
+    finally:
+        if decoding is not None:
+            decoding.close()
 
     # functions with above-baseline code
     audited: dict[int, FunctionAudit] = {}
-    for address, code in hits:
-        index = function_index(address)
+    for address, code in scanned.hits:
+        index = functions.index(address)
         if index < 0:
             continue
         fn = audited.get(index)
         if fn is None:
-            name, exported = name_of(index)
-            fn = audited[index] = FunctionAudit(
-                name, starts[index], function_end(index), exported, entry_end=entry_end(index)
-            )
+            name, exported = functions.name(index)
+            start = functions.starts[index]
+            end = functions.end(index)
+            if start not in entry_ends:
+                entry_ends[start] = decoding.entry_block(start, end)[0]
+            fn = audited[index] = FunctionAudit(name, start, end, exported,
+                                                entry_end=entry_ends[start])
         fn.hits.append((address, code))
 
     # dispatch evidence of the object (rule 3)
     evidence = []
-    if probes:
-        functions = len({function_index(p) for p in probes})
-        evidence.append(f"cpuid/xgetbv in {functions} function(s)")
-    ifuncs = [f for f in facts.functions if f.kind == "STT_GNU_IFUNC"]
-    if ifuncs:
-        evidence.append(f"{len({f.start for f in ifuncs})} IFUNC resolver(s)")
-    probe_imports = sorted(facts.imports & PROBE_IMPORTS)
-    if probe_imports:
-        evidence.append(f"imports {', '.join(probe_imports)}")
+    if scanned.probes:
+        probing = len({functions.index(p) for p in scanned.probes})
+        evidence.append(f"cpuid/xgetbv in {probing} function(s)")
+    evidence.extend(static_evidence)
 
     # rules 1 and 2: named clones and IFUNC-selected functions
-    resolver_targets = _resolver_targets(
-        facts, {f.start: function_end(function_index(f.start)) for f in ifuncs}, start_set
-    )
     for fn in audited.values():
-        used = {n for _, c in fn.hits for n in _code_info(c, arch_name).features}
-        token = isa_token(fn.name, used) if fn.start in names else None
+        used = {n for _, c in fn.hits for n in code_info(c, arch_name).features}
+        token = isa_token(fn.name, used) if fn.start in functions.names else None
         if token:
             fn.dispatch_reason = f"dispatch target named for its ISA ({token})"
         elif fn.start in resolver_targets:
             fn.dispatch_reason = f"selected by IFUNC resolver {resolver_targets[fn.start]}"
 
-    # rule 4: functions that run unconditionally
-    unconditional: set[int] = set()
-    todo = list(roots)
-    while todo:
-        start = todo.pop()
-        if start in unconditional:
-            continue
-        unconditional.add(start)
-        for target in entry_block(function_index(start))[1]:
-            t_index = function_index(target)
-            if t_index >= 0 and starts[t_index] == target and target != start:
-                todo.append(target)
-
     # rule 5: no legacy-encoded SSE anywhere, yet VEX code in functions any caller
     # enters directly: the compiler was told -mavx or more for the whole object
-    vex_everywhere = not legacy_sse and any(
+    vex_everywhere = not scanned.legacy_sse and any(
         not fn.dispatch_reason and (fn.exported or fn.start in unconditional)
-        and any(_code_info(c, arch_name).vex for _, c in fn.hits)
+        and any(code_info(c, arch_name).vex for _, c in fn.hits)
         for fn in audited.values()
     )
 
-    producers = tuple(sorted({cu.producer for cu in facts.compile_units}))
-    unit_ranks: list[tuple[int, int, int, str]] = []
-    for cu in facts.compile_units:
-        if cu.producer.startswith("GNU AS") or not cu.ranges:
-            continue  # assembler units record no -march; they follow their own dispatch
-        flags = producer_isa_flags(cu.producer)
-        unit_rank = flags_rank(flags, arch_name)
-        if unit_rank < 0:
-            continue  # flags this compiler does not know: no evidence either way
-        march = [f for f in flags if f.startswith("-march=")]
-        shown = " ".join(march or list(flags[:4]))
-        unit_ranks.extend((lo, hi, unit_rank, shown) for lo, hi in cu.ranges)
-    build_rank = min((r for _, _, r, _ in unit_ranks), default=None)
     return IsaAudit(
         path=path,
         arch=arch_name,
-        code_size=facts.code_size,
-        decoded_bytes=size,
+        code_size=code_size,
+        decoded_bytes=decoded,
         functions=sorted(audited.values(), key=lambda f: f.start),
         dispatch_evidence=evidence,
         unconditional=unconditional,
         producers=producers,
-        unit_ranks=tuple(unit_ranks),
+        unit_ranks=ranks,
         build_rank=build_rank,
         avx_throughout=vex_everywhere,
     )
 
 
-def _resolver_targets(
-    facts: CodeFacts, resolvers: dict[int, int], start_set: set[int]
-) -> dict[int, str]:
-    """Function starts whose address an IFUNC resolver computes (``lea f(%rip)``)."""
+def _resolver_targets(facts: CodeFacts, resolvers: dict[int, int], names: dict[int, str],
+                      start_set: set[int]) -> dict[int, str]:
+    """Function starts whose address an IFUNC resolver computes (``lea f(%rip)``).
+
+    ``resolvers``: start -> end of each resolver; ``names``: start -> its name.
+    """
     result: dict[int, str] = {}
-    if not resolvers:
-        return result
-    names = {f.start: f.name for f in facts.functions if f.kind == "STT_GNU_IFUNC"}
     for resolver, end in sorted(resolvers.items()):
         for section in facts.sections:
             lo = section.address

@@ -9,7 +9,9 @@ import pytest
 
 from hwcapdeb import isa_decode
 from hwcapdeb.elf_code import debug_file_for, read_code, shared_objects
-from hwcapdeb.isa_audit import _scan_table, audit, flags_rank, isa_token, producer_isa_flags
+from hwcapdeb.isa_audit import audit, isa_token
+from hwcapdeb.isa_codes import scan_table
+from hwcapdeb.isa_producer import flags_rank, producer_isa_flags
 from tests.elfbuild import compile_library
 
 CTZ_CLZ = "int hw_ctz(unsigned x) { return __builtin_ctz(x); }\n" \
@@ -186,27 +188,29 @@ def _libc_text() -> tuple[list[isa_decode.Section], list[int], int]:
 def test_parallel_scan_is_the_single_decoder_stream(monkeypatch: pytest.MonkeyPatch) -> None:
     """libc's code on 2 processes, cut at its function starts, equals one decoder's."""
     sections, starts, bitness = _libc_text()
-    table = _scan_table("amd64")
+    table = scan_table("amd64")
     serial = isa_decode.scan(sections, bitness, table, starts, jobs=1)
     monkeypatch.setattr(isa_decode, "PARALLEL_MIN_BYTES", 0)
-    roots = starts[::50]
-    parallel = isa_decode.scan(sections, bitness, table, starts, jobs=2, roots=roots)
+    parallel = isa_decode.scan(sections, bitness, table, starts, jobs=2)
     assert serial.hits and serial.legacy_sse  # glibc: AVX2/AVX-512 code, and SSE2
     assert (parallel.hits, parallel.probes, parallel.legacy_sse) == (
         serial.hits, serial.probes, serial.legacy_sse)
-    # the workers' entry blocks are the ones the audit decodes lazily
-    assert sorted(parallel.blocks) == sorted(roots)
-    for root in roots[:200]:
-        section = next(s for s in sections if s.address <= root < s.address + len(s.data))
-        after = starts[starts.index(root) + 1] if root != starts[-1] else 2**64
-        end = min(after, section.address + len(section.data))
-        assert parallel.blocks[root] == isa_decode.entry_block(section, root, end, bitness, table)
+
+
+def test_decoding_waits_for_cuts_dense_enough(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Too few function starts to share the code out: no pool until the caller has more."""
+    sections, starts, bitness = _libc_text()
+    monkeypatch.setattr(isa_decode, "PARALLEL_MIN_BYTES", 0)
+    with isa_decode.Decoding(sections, bitness, scan_table("amd64"), jobs=2) as decoding:
+        assert not decoding.start(starts[:1], more_cuts_coming=True)
+        assert decoding.start(starts)
+        assert decoding.result().hits
 
 
 def test_chunks_cut_inside_instructions_resynchronize(monkeypatch: pytest.MonkeyPatch) -> None:
     """Bogus 'function starts' in the middle of instructions: the result does not change."""
     sections, starts, bitness = _libc_text()
-    table = _scan_table("amd64")
+    table = scan_table("amd64")
     serial = isa_decode.scan(sections, bitness, table, starts, jobs=1)
     # every 40001st byte: nearly always inside an instruction, never a real boundary
     bogus = sorted({s.address + off for s in sections for off in range(1, len(s.data), 40001)})

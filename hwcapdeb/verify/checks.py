@@ -18,7 +18,7 @@ from hwcapdeb.elf_code import read_code
 from hwcapdeb.errors import HwcapdebError
 from hwcapdeb.findings import Finding
 from hwcapdeb.glibc_rules import decode_isa_needed, isa_needed_rank
-from hwcapdeb.isa_audit import level_table
+from hwcapdeb.isa_codes import level_table
 from hwcapdeb.library import Library, LibraryFile
 from hwcapdeb.profiles import Architecture
 from hwcapdeb.target_loader import TargetLoader
