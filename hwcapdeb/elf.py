@@ -34,13 +34,13 @@ ELF_MAGIC = b"\x7fELF"
 def is_elf(path: Path) -> bool:
     """True if ``path`` is a regular file starting with the ELF magic."""
     try:
-        with _open(path) as fh:
+        with open_elf(path) as fh:
             return fh.read(4) == ELF_MAGIC
     except (OSError, InputError):
         return False
 
 
-def _open(path: Path) -> BinaryIO:
+def open_elf(path: Path) -> BinaryIO:
     """``path`` opened for reading if it is a regular file: a FIFO in a tree never blocks."""
     return os.fdopen(open_regular(path, what="ELF file"), "rb")
 
@@ -151,7 +151,7 @@ def _symbol_versions(elf: ELFFile) -> dict[int, str]:
 def read_elf(path: Path, *, with_exports: bool = True) -> ElfFacts:
     """Read the facts of one ELF file; an InputError for anything that is not a sane ELF."""
     try:
-        with _open(path) as fh:
+        with open_elf(path) as fh:
             elf = ELFFile(fh)
             soname = None
             needed: list[str] = []
@@ -199,7 +199,7 @@ def read_elf(path: Path, *, with_exports: bool = True) -> ElfFacts:
 
 
 
-def _sections(elf: ELFFile, *types: str) -> Iterator[Section]:
+def sections_of_type(elf: ELFFile, *types: str) -> Iterator[Section]:
     """The sections of these types, built from their headers alone.
 
     ``iter_sections()`` builds every section object, and pyelftools parses a
@@ -215,9 +215,10 @@ def gnu_build_id(elf: ELFFile) -> str | None:
     """The NT_GNU_BUILD_ID note as pyelftools decodes it: hex for a GNU note (the last
     one, if a broken file has several)."""
     build_id = None
-    for section in _sections(elf, "SHT_NOTE"):
+    for section in sections_of_type(elf, "SHT_NOTE"):
         if isinstance(section, NoteSection):
             for note in section.iter_notes():
-                if note["n_type"] == "NT_GNU_BUILD_ID":
+                # pyelftools gives hex only for a note named GNU; raw bytes name nothing
+                if note["n_type"] == "NT_GNU_BUILD_ID" and isinstance(note["n_desc"], str):
                     build_id = note["n_desc"]
     return build_id

@@ -9,15 +9,16 @@ a separate debug file (``/usr/lib/debug/.build-id``) completes a stripped object
 from __future__ import annotations
 
 import os
+import re
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import NoteSection, Section, SymbolTableSection
+from elftools.elf.sections import Section, SymbolTableSection
 
-from hwcapdeb.elf import _open, _sections, is_elf
+from hwcapdeb.elf import gnu_build_id, is_elf, open_elf, sections_of_type
 from hwcapdeb.errors import InputError
 
 
@@ -85,8 +86,9 @@ _SHF_EXECINSTR = 0x4
 
 
 def _section_named(elf: ELFFile, name: str) -> Section | None:
-    """``get_section_by_name`` without building every section first (see :func:`_sections`:
-    pyelftools' name map makes them all, hash tables included)."""
+    """``get_section_by_name`` without building every section first (see
+    :func:`~hwcapdeb.elf.sections_of_type`: pyelftools' name map makes them all, hash
+    tables included)."""
     for index in range(elf.num_sections()):
         if elf._get_section_name(elf._get_section_header(index)) == name:
             return elf.get_section(index)
@@ -95,7 +97,7 @@ def _section_named(elf: ELFFile, name: str) -> Section | None:
 
 def _code_sections(elf: ELFFile) -> list[CodeSection]:
     result = []
-    for section in _sections(elf, "SHT_PROGBITS"):
+    for section in sections_of_type(elf, "SHT_PROGBITS"):
         if section["sh_flags"] & _SHF_EXECINSTR:
             result.append(CodeSection(section.name, section["sh_addr"], section.data()))
     return result
@@ -272,7 +274,7 @@ def read_code(path: Path, *, debug_file: Path | None = None,
     InputError on corrupt input.
     """
     try:
-        with _open(path) as fh:
+        with open_elf(path) as fh:
             elf = ELFFile(fh)
             sections = _code_sections(elf)
             starts = _unwind_starts(elf)
@@ -281,12 +283,7 @@ def read_code(path: Path, *, debug_file: Path | None = None,
             functions, imports = _function_symbols(elf)
             init = _init_array(elf)
             units = _compile_units(elf)
-            build_id = None
-            for section in _sections(elf, "SHT_NOTE"):
-                if isinstance(section, NoteSection):
-                    for note in section.iter_notes():
-                        if note["n_type"] == "NT_GNU_BUILD_ID":
-                            build_id = str(note["n_desc"])
+            build_id = gnu_build_id(elf)
             machine, elf_class = str(elf["e_machine"]), elf.elfclass
     except InputError:
         raise
@@ -298,7 +295,7 @@ def read_code(path: Path, *, debug_file: Path | None = None,
         raise InputError(f"{path}: not a readable ELF file ({kind}: {text})") from None
     if debug_file is not None:
         try:
-            with _open(debug_file) as fh:
+            with open_elf(debug_file) as fh:
                 delf = ELFFile(fh)
                 extra, _ = _function_symbols(delf)
                 known = {(f.name, f.start) for f in functions}
@@ -323,9 +320,15 @@ def read_code(path: Path, *, debug_file: Path | None = None,
     )
 
 
+#: hex digits of a GNU build-id: 20 bytes (SHA-1, ld's default) or another hash size
+_BUILD_ID = re.compile(r"[0-9a-f]{4,128}")
+
+
 def debug_file_for(build_id: str | None, roots: Sequence[Path]) -> Path | None:
     """The separate debug file ``usr/lib/debug/.build-id/xx/yyyy.debug`` under any root."""
-    if not build_id or len(build_id) < 3:
+    # a build-id is a hash in hex; anything else (a corrupt note) names no debug file
+    # and may not even be a valid file name
+    if not build_id or not _BUILD_ID.fullmatch(build_id):
         return None
     for root in roots:
         candidate = root / "usr/lib/debug/.build-id" / build_id[:2] / f"{build_id[2:]}.debug"

@@ -103,7 +103,7 @@ class FunctionAudit:
 
 
 @dataclass(frozen=True)
-class Finding:
+class CodeAboveLevel:
     """Code above a level, with the verdict and its reason."""
 
     function: str
@@ -149,7 +149,7 @@ class IsaAudit:
     def max_rank(self) -> int:
         return max((fn.max_rank(self.arch) for fn in self.functions), default=0)
 
-    def findings(self, rank: int) -> list[Finding]:
+    def findings(self, rank: int) -> list[CodeAboveLevel]:
         """Every function with code above ``rank``, each judged leaked or dispatched.
 
         A leak names only the instructions its rule convicts (a -march=x86-64-v3
@@ -166,7 +166,7 @@ class IsaAudit:
             address, code = shown[0]
             top = max(code_info(c, self.arch).rank for _, c in shown)
             features = _features_above(shown, rank, self.arch)
-            result.append(Finding(
+            result.append(CodeAboveLevel(
                 function=fn.name,
                 address=address,
                 mnemonic=code_info(code, self.arch).mnemonic,
@@ -177,7 +177,7 @@ class IsaAudit:
             ))
         return result
 
-    def leaks(self, rank: int) -> list[Finding]:
+    def leaks(self, rank: int) -> list[CodeAboveLevel]:
         return [f for f in self.findings(rank) if not f.dispatched]
 
     def unguarded_features(self, rank: int) -> frozenset[str]:

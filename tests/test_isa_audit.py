@@ -240,3 +240,16 @@ def test_large_library_audit_is_the_same_on_one_and_two_processes() -> None:
         [(f.name, f.hits, f.entry_end, f.dispatch_reason) for f in two.functions]
     assert one.unconditional == two.unconditional
     assert [f.reason for f in one.findings(0)] == [f.reason for f in two.findings(0)]
+
+
+def test_debug_file_for_names_no_file_for_a_corrupt_build_id(tmp_path: Path) -> None:
+    """A build-id is hex: a corrupt note (too long for a file name, or not hex) names no
+    debug file instead of failing the lookup; a real one is found under its root."""
+    build_id = "ab" + "cd" * 19
+    debug = tmp_path / "usr/lib/debug/.build-id/ab" / f"{build_id[2:]}.debug"
+    debug.parent.mkdir(parents=True)
+    debug.write_bytes(b"\x7fELF")
+    assert debug_file_for(build_id, [tmp_path]) == debug
+    assert debug_file_for("ab" * 300, [tmp_path]) is None
+    assert debug_file_for("../../etc/passwd", [tmp_path]) is None
+    assert debug_file_for(None, [tmp_path]) is None

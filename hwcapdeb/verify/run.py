@@ -39,11 +39,7 @@ def _packages_arch(trees: Sequence[PackageTree]) -> str:
 
 
 def _debug_file(build: LibraryFile, debug_roots: Sequence[Path]) -> Path | None:
-    try:
-        return debug_file_for(build.facts.build_id, debug_roots)
-    except OSError:
-        # a corrupt build-id note can be too long to name a file: no debug file then
-        return None
+    return debug_file_for(build.facts.build_id, debug_roots)
 
 
 def _audit(build: LibraryFile, arch: Architecture, debug_roots: Sequence[Path]) -> list[Finding]:
