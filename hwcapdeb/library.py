@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hwcapdeb.debfile import PackageTree
+from hwcapdeb.dl_hwcaps import HWCAPS_DIR
 from hwcapdeb.elf import ElfFacts, is_elf, read_elf
 from hwcapdeb.errors import HwcapdebError
 from hwcapdeb.findings import Finding
@@ -62,10 +63,10 @@ class Library:
 def _hwcaps_dirs(root: Path) -> Iterator[tuple[Path, Path]]:
     """(library directory, glibc-hwcaps directory) pairs below ``root``."""
     for dirpath, dirs, _files in os.walk(root):
-        if "glibc-hwcaps" in dirs:
-            yield Path(dirpath), Path(dirpath) / "glibc-hwcaps"
+        if HWCAPS_DIR in dirs:
+            yield Path(dirpath), Path(dirpath) / HWCAPS_DIR
         # debug files are evidence, never audited as libraries
-        dirs[:] = [d for d in dirs if d != "glibc-hwcaps" and not (
+        dirs[:] = [d for d in dirs if d != HWCAPS_DIR and not (
             Path(dirpath) == root / "usr/lib" and d == "debug")]
 
 
