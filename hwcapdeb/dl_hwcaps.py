@@ -7,8 +7,8 @@ CPU supports (cumulatively, :func:`hwcapdeb.cpu.supported_levels`) that
 ``--glibc-hwcaps-mask`` (an allow-list) keeps.  A glibc release does not search
 the names it does not know yet (s390x z16: 2.36, z17: 2.42).  The legacy
 subdirectories of glibc <= 2.36 are built by
-:func:`hwcapdeb.glibc_rules.legacy_subdirs`; :data:`LEGACY_HWCAPS_DIRS` only
-recognises them in a tree.
+:func:`hwcapdeb.glibc_rules.legacy_subdirs`;
+:func:`hwcapdeb.glibc_rules.legacy_dir_names` recognises them in a tree.
 """
 
 from __future__ import annotations
@@ -22,9 +22,6 @@ from hwcapdeb.profiles import Architecture, Level, architecture
 
 #: where glibc 2.33+ looks for the hwcaps subdirectories of a search directory
 HWCAPS_DIR = "glibc-hwcaps"
-#: the first component of every legacy hwcaps subdirectory glibc <= 2.36 on x86_64 tries
-#: (its hwcap and platform names, ``tls``): a copy under one is a legacy copy
-LEGACY_HWCAPS_DIRS = ("tls", "haswell", "xeon_phi", "avx512_1", "x86_64")
 
 
 @dataclass(frozen=True)

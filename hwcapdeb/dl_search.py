@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from hwcapdeb.cpu import CpuModel
-from hwcapdeb.dl_hwcaps import HWCAPS_DIR, LEGACY_HWCAPS_DIRS, HwcapsName
+from hwcapdeb.dl_hwcaps import HWCAPS_DIR, HwcapsName
 from hwcapdeb.dl_object import mapping_problem, open_like_loader
 from hwcapdeb.dl_paths import dl_platform
 from hwcapdeb.elf import ElfFacts, is_elf, read_elf
@@ -50,6 +50,7 @@ from hwcapdeb.glibc_rules import (
     applies,
     header_verdict,
     identity_problem,
+    legacy_dir_names,
     legacy_subdirs,
     marker_refusal,
     rule,
@@ -267,7 +268,7 @@ def listing(directory: Path, pattern: str | None = None) -> list[Path]:
 def _legacy_copies(directory: Path, soname: str) -> list[Path]:
     """SONAME under legacy hwcaps subdirectories (tls/haswell/x86_64/... combinations)."""
     found: list[Path] = []
-    for name in LEGACY_HWCAPS_DIRS:
+    for name in legacy_dir_names():
         sub = directory / name
         if fs_test(sub.is_dir) and not fs_test(sub.is_symlink):
             try:

@@ -29,10 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from elftools.elf.enums import ENUM_E_MACHINE
-
 from hwcapdeb.errors import UnsupportedArchitecture, UsageError
-from hwcapdeb.profiles import _data_root, _load_json, architecture, architectures
+from hwcapdeb.profiles import (
+    _data_root,
+    _load_json,
+    architecture,
+    architectures,
+    e_machine_name,
+)
 
 if TYPE_CHECKING:
     from hwcapdeb.cpu import CpuModel
@@ -124,8 +128,7 @@ def header_verdict(path: Path, arch: str) -> tuple[str, str] | None:
     if e_version != 1:
         return REFUSED, "ELF file version does not match current one"
     if e_machine != want.e_machine:
-        name = next((k for k, v in ENUM_E_MACHINE.items() if v == e_machine), str(e_machine))
-        return SKIPPED, f"wrong ELF machine: {name}"
+        return SKIPPED, f"wrong ELF machine: {e_machine_name(e_machine)}"
     if e_type not in (2, 3):  # ET_EXEC, ET_DYN
         return REFUSED, "only ET_DYN and ET_EXEC can be loaded"
     if e_phentsize != 56:  # sizeof (Elf64_Phdr)
@@ -265,6 +268,22 @@ def _tunable_mask(tunables: str | None, name: str) -> int | None:
             break
         prefix += char
     return int(prefix, base) if prefix else 0
+
+
+@functools.cache
+def legacy_dir_names() -> tuple[str, ...]:
+    """The first component of every legacy hwcaps subdirectory a glibc <= 2.36 tries on
+    any architecture of the data (``tls``, its platform and hwcap names): a library
+    below one of them is a legacy copy."""
+    names: list[str] = []
+    for spec in _data()["legacy_hwcaps"].values():
+        if spec["tls"]:
+            names.append("tls")
+        names += [p["name"] for p in spec["platforms"]]
+        names += [c["name"] for c in spec["hwcaps"]]
+        if spec["at_platform"]:
+            names.append(spec["at_platform"])
+    return tuple(dict.fromkeys(names))
 
 
 def legacy_subdirs(arch: str, features: frozenset[str], vendor: str | None,

@@ -127,7 +127,7 @@ def resolve(
         def dependencies(facts: ElfFacts, path: Path) -> str | None:
             for name in facts.needed:
                 if not name or name in loaded or name in _ALWAYS_LOADED or (
-                        cpu.arch == "amd64" and name == Path(search.arch.loader or "").name):
+                        name == Path(search.arch.loader or "").name):
                     continue
                 dep = resolve(
                     name, cpu, library_path=library_path, root=root,

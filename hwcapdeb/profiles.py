@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+from elftools.elf.enums import ENUM_E_MACHINE
 
 from hwcapdeb.errors import HwcapdebWarning, ProfileError, UnsupportedArchitecture, UsageError
 from hwcapdeb.validate import read_json
@@ -103,15 +104,24 @@ class Level:
         return (1 << self.rank + 1) - 1 if self.marker_bit is not None else 0
 
 
+def e_machine_name(number: int) -> str:
+    """pyelftools' name of an e_machine number (EM_X86_64...), the number if it has none."""
+    return next((k for k, v in ENUM_E_MACHINE.items() if v == number), str(number))
+
+
 @dataclass(frozen=True)
 class ElfIdentity:
     """What glibc's open_verify() demands of an architecture's objects (elf/dl-load.c)."""
 
     elf_class: int  # 32 or 64
     little_endian: bool
-    machine: str  # pyelftools' e_machine name, e.g. EM_X86_64
     e_machine: int
     page_size: int  # the largest page size its loader aligns segments to
+
+    @property
+    def machine(self) -> str:
+        """pyelftools' name of e_machine (EM_X86_64...), as ElfFacts.machine spells it."""
+        return e_machine_name(self.e_machine)
 
     @property
     def ei_data(self) -> int:
@@ -209,8 +219,7 @@ class Profile:
 def _parse_elf(raw: dict[str, Any] | None) -> ElfIdentity | None:
     if raw is None:
         return None
-    return ElfIdentity(raw["class"], raw["data"] == "little", raw["machine"], raw["e_machine"],
-                       raw["page_size"])
+    return ElfIdentity(raw["class"], raw["data"] == "little", raw["e_machine"], raw["page_size"])
 
 
 def _parse_architecture(data: dict[str, Any]) -> Architecture:

@@ -59,6 +59,7 @@ class PackageRow:
     detail: str = ""  # why the build failed
     libraries: list[str] = field(default_factory=list)
     errors: int | None = None  # None: not verified
+    verify_note: str = ""  # why the verify results could not be read
     warnings: int | None = None
     findings: list[str] = field(default_factory=list)
     bench_command: list[str] | None = None  # None: no bench results
@@ -72,6 +73,8 @@ class PackageRow:
     def verdict(self) -> str:
         if self.status == "failed":
             return f"build failed: {self.detail}" if self.detail else "build failed"
+        if self.verify_note:
+            return f"not verified: {self.verify_note}"
         if self.errors:
             return "fix verify errors first"
         if self.bench_command is None:
@@ -86,7 +89,8 @@ class PackageRow:
     @property
     def convert_drop(self) -> str:
         """The ``hwcapdeb convert`` options the verdict asks for ('' when none)."""
-        if self.status == "failed" or self.errors or self.bench_command is None:
+        if self.status == "failed" or self.verify_note or self.errors or \
+                self.bench_command is None:
             return ""
         if not self.kept:
             return "hwcapdeb revert"
@@ -237,7 +241,7 @@ def collect(paths: list[Path]) -> list[PackageRow]:
         if ".verify.json" in files:
             verify = _load(files[".verify.json"])
             if verify is None:
-                row.bench_note = f"unreadable {files['.verify.json'].name}"
+                row.verify_note = f"unreadable {files['.verify.json'].name}"
             else:
                 _add_verify(row, verify)
         if ".bench.json" in files:
@@ -277,7 +281,9 @@ def markdown(rows: list[PackageRow]) -> str:
               "verdict", "convert"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        if row.errors is None:
+        if row.verify_note:
+            verify = row.verify_note
+        elif row.errors is None:
             verify = "not verified" if row.status != "failed" else "-"
         else:
             verify = f"{row.errors} E, {row.warnings} W"

@@ -13,7 +13,7 @@ import pytest
 
 from hwcapdeb.cpu import apply_tunables
 from hwcapdeb.cpu_sources import cpu_model, host_model
-from hwcapdeb.glibc_rules import applies, legacy_subdirs, parse_version
+from hwcapdeb.glibc_rules import applies, legacy_dir_names, legacy_subdirs, parse_version
 from hwcapdeb.loader import resolve
 from hwcapdeb.probe import probe
 from hwcapdeb.profiles import architecture
@@ -120,6 +120,18 @@ def test_order_as_glibc_236_builds_it() -> None:
     assert "haswell/avx512_1/x86_64" in legacy_subdirs("amd64", skx.features, "intel")
     masked = apply_tunables(haswell, "glibc.cpu.hwcaps=-AVX2")
     assert "haswell" not in legacy_subdirs("amd64", masked.features, "intel")
+
+
+@pytest.mark.parametrize("cpu", ["x86_64", "nehalem", "haswell", "skylake_avx512",
+                                 "mic_knl", "zen2", "zen4"])
+@pytest.mark.parametrize("vendor", ["intel", "amd"])
+def test_legacy_dir_names_cover_every_subdirectory_the_loader_tries(cpu: str, vendor: str) -> None:
+    """verify's merged view and the model's legacy-copy note look only below these names:
+    every path glibc 2.36 tries must start with one of them."""
+    model = cpu_model(cpu)
+    for tunables in (None, "glibc.cpu.hwcap_mask=0xffff"):
+        for sub in legacy_subdirs("amd64", model.features, vendor, tunables):
+            assert sub.split("/")[0] in legacy_dir_names(), (cpu, vendor, sub)
 
 
 @pytest.mark.parametrize("glibc,searched", [("2.33", True), ("2.36", True), ("2.37", False),

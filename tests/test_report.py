@@ -86,6 +86,17 @@ def test_two_builds_of_one_version_are_two_rows(tmp_path: Path) -> None:
     assert markdown(rows).count("| vecmath |") == 2
 
 
+def test_unreadable_verify_results_are_said_not_taken_for_a_verdict(tmp_path: Path) -> None:
+    """A truncated verify JSON: the row says so, and no keep/drop verdict or convert
+    options are drawn from the bench results of an unverified build."""
+    shutil.copytree(DATA / "vecmath", tmp_path, dirs_exist_ok=True)
+    (tmp_path / "vecmath_1.0.0_amd64.verify.json").write_text('{"findings": [')
+    (row,) = collect([tmp_path])
+    assert row.verdict == "not verified: unreadable vecmath_1.0.0_amd64.verify.json"
+    assert row.convert_drop == ""
+    assert "| unreadable vecmath_1.0.0_amd64.verify.json |" in markdown([row])
+
+
 def test_verify_hook_failure_after_the_changes_is_a_failed_build(tmp_path: Path) -> None:
     shutil.copytree(DATA / "vecmath", tmp_path, dirs_exist_ok=True)
     (tmp_path / "vecmath_1.0.0_amd64.verify.json").unlink()

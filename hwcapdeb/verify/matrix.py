@@ -216,7 +216,7 @@ def merged_view(trees: Sequence[PackageTree], libraries: Sequence[Library], dest
     unpacked originals.  The first package to ship a path wins (dpkg would refuse
     the second: ``duplicate-variant``).
     """
-    searched = {dl_hwcaps.HWCAPS_DIR, *dl_hwcaps.LEGACY_HWCAPS_DIRS}
+    searched = {dl_hwcaps.HWCAPS_DIR, *glibc_rules.legacy_dir_names()}
     for rel in sorted({lib.libdir for lib in libraries}):
         for tree in trees:
             if tree.is_debug:
